@@ -1,0 +1,132 @@
+"""Rubrics: weighted reward functions, arguments by name, errors recorded per rollout."""
+
+import asyncio
+import math
+
+import pytest
+
+import verifiers as vf
+
+PROMPT = [{"role": "user", "content": "2+2?"}]
+RIGHT = [{"role": "assistant", "content": "<answer>4</answer>"}]
+WRONG = [{"role": "assistant", "content": "<answer>5</answer>"}]
+
+
+def correct(parser, completion, answer):
+    return 1.0 if parser.parse_answer(completion) == answer else 0.0
+
+
+async def async_len_penalty(completion):
+    await asyncio.sleep(0)
+    return -0.01 * len(completion[-1]["content"])
+
+
+def uses_everything(prompt, completion, answer, state, task, info, parser, **kwargs):
+    return float(task == "math" and info["level"] == 1 and isinstance(parser, vf.Parser))
+
+
+def make_rubric():
+    parser = vf.XMLParser(["answer"])
+    return vf.Rubric(funcs=[correct, async_len_penalty, uses_everything],
+                     weights=[1.0, 1.0, 0.5], parser=parser)
+
+
+def test_weighted_sum_and_per_function_values():
+    rubric = make_rubric()
+    state = {}
+    scores = rubric.score_rollout_sync(PROMPT, RIGHT, "4", state, task="math", info={"level": 1})
+    assert scores["correct"] == 1.0
+    assert scores["async_len_penalty"] == pytest.approx(-0.18)
+    assert scores["uses_everything"] == 1.0
+    assert scores["reward"] == pytest.approx(1.0 - 0.18 + 0.5)
+    assert state["timing"]["scoring_s"] >= 0
+
+
+def test_score_rollout_is_awaitable_in_async_code_and_direct_in_sync_code():
+    rubric = make_rubric()
+    direct = rubric.score_rollout(PROMPT, WRONG, "4", {})
+    assert direct["correct"] == 0.0
+
+    async def main():
+        return await rubric.score_rollout(PROMPT, RIGHT, "4", {})
+
+    assert asyncio.run(main())["correct"] == 1.0
+
+
+def test_score_rollouts_batch_shape():
+    rubric = make_rubric()
+    out = rubric.score_rollouts(prompts=[PROMPT, PROMPT], completions=[RIGHT, WRONG],
+                                answers=["4", "4"], states=[{}, {}], max_concurrent=1)
+    assert out["correct"] == [1.0, 0.0]
+    assert set(out) == {"reward", "correct", "async_len_penalty", "uses_everything"}
+    with pytest.raises(ValueError, match="same length"):
+        rubric.score_rollouts(prompts=[PROMPT], completions=[], answers=[], states=[])
+
+
+def test_raising_reward_function_is_recorded_not_zeroed_silently(caplog):
+    def broken(completion):
+        raise RuntimeError("boom")
+
+    rubric = vf.Rubric(funcs=[correct, broken], parser=vf.XMLParser(["answer"]))
+    state = {}
+    scores = rubric.score_rollout_sync(PROMPT, RIGHT, "4", state)
+    assert scores["correct"] == 1.0
+    assert math.isnan(scores["broken"])
+    assert scores["reward"] == 0.0
+    assert state["error"]["type"] == "reward_error"
+    assert state["error"]["func"] == "broken"
+    assert "RuntimeError: boom" in state["reward_errors"]["broken"]
+    assert "broken" in caplog.text
+
+
+def test_non_numeric_reward_is_an_error():
+    rubric = vf.Rubric(funcs=[lambda completion: "yes"])
+    state = {}
+    rubric.score_rollout_sync(PROMPT, RIGHT, "4", state)
+    assert "must return a number" in state["error"]["message"]
+
+
+def test_rubric_validates_configuration():
+    with pytest.raises(ValueError, match="2 reward functions but 1 weights"):
+        vf.Rubric(funcs=[correct, correct], weights=[1.0])
+    with pytest.raises(TypeError, match="callable"):
+        vf.Rubric(funcs=["correct"])
+
+
+def test_rubric_group_weights_and_names():
+    a = vf.Rubric(funcs=[correct], parser=vf.XMLParser(["answer"]))
+    b = vf.Rubric(funcs=[lambda completion: 0.5, correct], parser=vf.XMLParser(["answer"]))
+    group = vf.RubricGroup([a, b])
+    assert group.get_group_weights() == [1.0, 1.0]
+    assert group.get_reward_func_names() == ["correct", "lambda", "correct_1"]
+    scores = group.score_rollout_sync(PROMPT, RIGHT, "4", {})
+    assert scores["reward"] == pytest.approx(1.0 + 1.5)
+    original = group.get_group_weights()
+    group.set_group_weights([2.0, 0.0])
+    assert group.score_rollout_sync(PROMPT, RIGHT, "4", {})["reward"] == pytest.approx(2.0)
+    group.set_group_weights({1: 1.0})
+    assert group.get_group_weights() == [2.0, 1.0]
+    group.set_group_weights(original)
+    assert group.score_rollout_sync(PROMPT, RIGHT, "4", {})["reward"] == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="2 rubrics"):
+        group.set_group_weights([1.0])
+
+
+def test_tool_rubric_counts_calls():
+    def search(q: str) -> str:
+        return q
+
+    completion = [
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "1", "type": "function", "function": {"name": "search", "arguments": "{}"}},
+            {"id": "2", "type": "function", "function": {"name": "other", "arguments": "{}"}},
+        ]},
+        {"role": "tool", "tool_call_id": "1", "content": "x"},
+        {"role": "assistant", "content": "done"},
+    ]
+    rubric = vf.ToolRubric([search])
+    scores = rubric.score_rollout_sync(PROMPT, completion, "", {"tool_errors": 1})
+    assert scores["total_tool_calls"] == 2.0
+    assert scores["search_calls"] == 1.0
+    assert scores["tool_errors"] == 1.0
+    assert scores["reward"] == 0.0

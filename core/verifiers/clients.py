@@ -1,0 +1,234 @@
+"""Talking to OpenAI-compatible servers: client normalisation, timeouts, retries.
+
+Every model call in the project goes through :func:`create_chat` / :func:`create_completion`.
+They take a per-request timeout, retry transient failures (HTTP 408/409/429/5xx, connection
+errors, timeouts, malformed responses) with exponential backoff and jitter, and raise
+:class:`ModelRequestError` with the full story when retries are exhausted or the error is
+permanent. The openai client's own retries are switched off so that one policy applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class RetryPolicy:
+    """How model requests are retried.
+
+    ``timeout`` is the per-request limit in seconds (``None``: the client's own);
+    ``max_retries`` is the number of retries after the first attempt; the delay before retry
+    ``k`` is ``min(backoff_max, backoff_base * 2**k)`` scaled by a random factor in [0.5, 1].
+    """
+
+    max_retries: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 10.0
+    timeout: float | None = 600.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}.")
+        if self.backoff_base < 0 or self.backoff_max < 0:
+            raise ValueError("backoff_base and backoff_max must be >= 0.")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds (or None), got {self.timeout}.")
+
+    def delay(self, attempt: int) -> float:
+        return min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+class ModelRequestError(Exception):
+    """A model request that failed for good. ``kind`` is a short machine-readable reason."""
+
+    def __init__(self, kind: str, message: str, attempts: int, status: int | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.attempts = attempts
+        self.status = status
+
+
+class ContextLengthError(ModelRequestError):
+    """The prompt no longer fits the model's context window (the rollout is truncated)."""
+
+
+def as_async_client(client: Any) -> Any:
+    """An async client equivalent to ``client``.
+
+    ``openai.OpenAI`` becomes a new ``openai.AsyncOpenAI`` with the same endpoint, key,
+    headers and timeout (so many rollouts can run concurrently; the caller closes it); async
+    clients and any
+    object with an async ``chat.completions.create`` (e.g. an in-process engine) pass
+    through unchanged.
+    """
+    import openai
+
+    if isinstance(client, openai.AsyncOpenAI):
+        return client
+    if isinstance(client, openai.OpenAI):
+        return openai.AsyncOpenAI(
+            api_key=client.api_key,
+            organization=client.organization,
+            project=client.project,
+            base_url=client.base_url,
+            timeout=client.timeout,
+            max_retries=client.max_retries,
+            default_headers=client._custom_headers or None,
+            default_query=client._custom_query or None,
+        )
+    if client is None:
+        raise TypeError(
+            "No client given. Pass an OpenAI-compatible client, e.g. "
+            "`OpenAI(base_url='http://127.0.0.1:8000/v1', api_key='EMPTY')`."
+        )
+    chat = getattr(getattr(client, "chat", None), "completions", None)
+    if chat is None or not hasattr(chat, "create"):
+        raise TypeError(
+            f"{type(client).__name__} is not an OpenAI-compatible client: it has no "
+            "`chat.completions.create`. Pass `openai.OpenAI(...)` or `openai.AsyncOpenAI(...)`."
+        )
+    return client
+
+
+def _classify(exc: BaseException) -> tuple[str, bool, int | None]:
+    """(kind, transient?, status) for an exception raised by a model request."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError | asyncio.TimeoutError | TimeoutError):
+        return "timeout", True, None
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection_error", True, None
+    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError):
+        return "malformed_response", True, None
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        return f"http_{status}", status in TRANSIENT_STATUS or status >= 500, status
+    return type(exc).__name__, False, None
+
+
+_CONTEXT_MARKERS = ("context length", "maximum context", "context window", "too long",
+                    "max_model_len", "prompt is too long")
+
+
+def _is_context_error(exc: BaseException) -> bool:
+    import openai
+
+    if not isinstance(exc, openai.BadRequestError):
+        return False
+    text = str(exc).lower()
+    return any(marker in text for marker in _CONTEXT_MARKERS)
+
+
+async def _with_retries(call: Any, policy: RetryPolicy, what: str, **kwargs: Any) -> Any:
+    attempt = 0
+    if policy.timeout is not None:
+        kwargs["timeout"] = policy.timeout
+    while True:
+        try:
+            response = await call(**kwargs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if _is_context_error(exc):
+                raise ContextLengthError("context_length", str(exc), attempt + 1, 400) from exc
+            kind, transient, status = _classify(exc)
+            if not transient or attempt >= policy.max_retries:
+                suffix = f" after {attempt + 1} attempts" if attempt else ""
+                raise ModelRequestError(
+                    kind, f"{what} failed{suffix}: {type(exc).__name__}: {exc}", attempt + 1, status
+                ) from exc
+            await asyncio.sleep(policy.delay(attempt))
+            attempt += 1
+            continue
+        if not getattr(response, "choices", None):
+            if attempt >= policy.max_retries:
+                raise ModelRequestError(
+                    "empty_response", f"{what} returned no choices", attempt + 1
+                )
+            await asyncio.sleep(policy.delay(attempt))
+            attempt += 1
+            continue
+        return response
+
+
+def _plain_client(client: Any) -> Any:
+    """The client with its own retries switched off (ours apply), when it supports that."""
+    with_options = getattr(client, "with_options", None)
+    if with_options is None:
+        return client
+    cached = getattr(client, "_vf_no_retry", None)
+    if cached is None:
+        cached = with_options(max_retries=0)
+        try:
+            client._vf_no_retry = cached
+        except AttributeError:
+            pass
+    return cached
+
+
+async def create_chat(
+    client: Any,
+    model: str,
+    messages: list[dict[str, Any]],
+    sampling_args: dict[str, Any] | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    policy: RetryPolicy | None = None,
+) -> Any:
+    """``client.chat.completions.create`` with our timeout and retry policy."""
+    kwargs = dict(sampling_args or {})
+    if tools:
+        kwargs["tools"] = tools
+    client = _plain_client(client)
+    return await _with_retries(
+        client.chat.completions.create,
+        policy or RetryPolicy(),
+        f"chat request to model {model!r}",
+        model=model,
+        messages=messages,
+        **kwargs,
+    )
+
+
+async def create_completion(
+    client: Any,
+    model: str,
+    prompt: str,
+    sampling_args: dict[str, Any] | None = None,
+    policy: RetryPolicy | None = None,
+) -> Any:
+    """``client.completions.create`` with our timeout and retry policy."""
+    kwargs = dict(sampling_args or {})
+    client = _plain_client(client)
+    return await _with_retries(
+        client.completions.create,
+        policy or RetryPolicy(),
+        f"completion request to model {model!r}",
+        model=model,
+        prompt=prompt,
+        **kwargs,
+    )
+
+
+def normalize_sampling_args(sampling_args: dict[str, Any] | None) -> dict[str, Any]:
+    """Move non-OpenAI sampling keys (``top_k``, ``min_p``, ``repetition_penalty``,
+    ``return_token_ids``, ...) into ``extra_body`` so the openai client sends them."""
+    args = dict(sampling_args or {})
+    known = {
+        "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "stop", "seed",
+        "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias",
+        "extra_body", "extra_headers", "extra_query", "response_format", "tool_choice",
+        "parallel_tool_calls", "user", "reasoning_effort", "timeout",
+    }
+    extra = dict(args.pop("extra_body", None) or {})
+    for key in list(args):
+        if key not in known:
+            extra[key] = args.pop(key)
+    if extra:
+        args["extra_body"] = extra
+    return args

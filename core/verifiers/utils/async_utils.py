@@ -1,0 +1,62 @@
+"""Running async code from sync callers, and calling sync-or-async functions uniformly."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def maybe_await(value: T | Awaitable[T]) -> T:
+    """Await ``value`` if it is awaitable, else return it."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code.
+
+    Inside a running event loop (a notebook, an async test) this raises with a hint instead
+    of deadlocking: await the async variant there.
+    """
+    if in_event_loop():
+        coro.close()
+        raise RuntimeError(
+            "This synchronous call was made inside a running event loop. "
+            "Await the async variant instead (e.g. `await env.a_generate(...)`)."
+        )
+    return asyncio.run(coro)
+
+
+def sync_or_async(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Any]:
+    """Make an ``async def`` method usable from both worlds.
+
+    Called inside a running event loop it returns the coroutine (to be awaited); called from
+    synchronous code it runs the coroutine to completion and returns the result. The seeds
+    use both forms (``await rubric.score_rollout(...)`` and ``env.rollout(...)`` in a plain
+    loop).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+        coro = func(*args, **kwargs)
+        if in_event_loop():
+            return coro
+        return asyncio.run(coro)
+
+    wrapper.__wrapped_async__ = func  # type: ignore[attr-defined]
+    return wrapper
