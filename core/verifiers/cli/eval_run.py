@@ -70,11 +70,10 @@ def run_eval(
     num_samples_shown: int,
     verbose: bool,
 ) -> int:
-    from openai import AsyncOpenAI
     from rich.console import Console
 
     import verifiers as vf
-    from verifiers.clients import RetryPolicy
+    from verifiers.clients import RetryPolicy, make_async_client
 
     console = Console(stderr=True)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
@@ -94,7 +93,7 @@ def run_eval(
         run_dir = run_dir_for(output_dir, settings["env_id"], settings["model"])
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    client = AsyncOpenAI(base_url=settings["base_url"], api_key=api_key, max_retries=0)
+    client = make_async_client(settings["base_url"], api_key)
     inputs = env.get_eval_dataset(settings["num_examples"], settings.get("seed"))
     total = len(inputs) * settings["rollouts_per_example"]
     skip = {(r.get("example_id"), r.get("rollout_index", 0)) for r in previous}

@@ -98,7 +98,7 @@ class Environment:
         self.retry_policy = retry_policy or RetryPolicy()
         self.rollout_timeout = rollout_timeout
         self.env_id = env_id
-        fmt = dict(
+        fmt: dict[str, Any] = dict(
             system_prompt=system_prompt,
             few_shot=self.few_shot,
             message_type=message_type,
@@ -491,9 +491,9 @@ def turn_record(response: Any, message_type: MessageType) -> dict[str, Any]:
     usage = getattr(response, "usage", None)
     if message_type == "chat":
         msg = choice.message
-        message: ChatMessage | str = {"role": "assistant", "content": msg.content or ""}
+        chat_message: ChatMessage = {"role": "assistant", "content": msg.content or ""}
         if getattr(msg, "tool_calls", None):
-            message["tool_calls"] = [
+            chat_message["tool_calls"] = [
                 {
                     "id": call.id,
                     "type": "function",
@@ -501,6 +501,7 @@ def turn_record(response: Any, message_type: MessageType) -> dict[str, Any]:
                 }
                 for call in msg.tool_calls
             ]
+        message: ChatMessage | str = chat_message
     else:
         message = choice.text or ""
     return {

@@ -86,7 +86,7 @@ class ToolEnv(MultiTurnEnv):
             return f"Error: bad arguments for {name}: {exc}.", False
         try:
             result = await self._invoke(tool, arguments, state)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return f"Error: {name} did not finish within {self.tool_timeout} s.", False
         except Exception as exc:
             return f"Error: {name} raised {type(exc).__name__}: {exc}", False

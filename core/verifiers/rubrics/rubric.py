@@ -17,8 +17,8 @@ import inspect
 import logging
 import math
 import time
-from contextlib import nullcontext
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from verifiers.parsers.parser import Parser

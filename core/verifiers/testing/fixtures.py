@@ -1,7 +1,7 @@
 """Pytest fixtures for the scripted OpenAI-compatible server.
 
-Enable with ``pytest_plugins = ["verifiers.testing.fixtures"]`` (in a root ``conftest.py`` or a
-test module), then::
+Registered automatically (the ``pytest11`` entry point of the verifiers package) wherever
+verifiers is installed; do not add it to ``pytest_plugins`` as well. Then::
 
     def test_echo(scripted_server):
         client = scripted_server.sync_client()

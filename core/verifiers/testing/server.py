@@ -947,7 +947,7 @@ def _parse_head(head: bytes) -> tuple[str, str, bool, dict[str, str]]:
 
 async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> bytes:
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             size_line = await reader.readuntil(b"\r\n")
             size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
@@ -998,7 +998,10 @@ async def _hang(reader: asyncio.StreamReader, hang_s: float) -> None:
 class _ClientMixin:
     """``client()`` / ``sync_client()`` helpers shared by both server kinds."""
 
-    base_url: str
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``."""
+        raise NotImplementedError
 
     def client(self, **kwargs: Any) -> openai.AsyncOpenAI:
         """An ``openai.AsyncOpenAI`` pointed at this server (``max_retries=0`` by default)."""
@@ -1039,9 +1042,9 @@ class ScriptedServer(_ClientMixin):
         self,
         *,
         handler: Handler | None = None,
-        rules: Sequence[Any] | None = None,
-        script: Sequence[Any] | None = None,
-        default_reply: Any = None,
+        rules: Sequence[tuple[str, ReplySpec] | Mapping[str, Any]] | None = None,
+        script: Sequence[ReplySpec] | None = None,
+        default_reply: ReplySpec | None = None,
         model_name: str = "scripted-model",
         latency_ms: float = 0.0,
         latency_jitter_ms: float = 0.0,
@@ -1255,8 +1258,12 @@ class SpawnedServer(_ClientMixin):
     def __init__(self, process: subprocess.Popen[str], port: int) -> None:
         self.process = process
         self.port = port
-        self.base_url = f"http://127.0.0.1:{port}/v1"
         self._root = f"http://127.0.0.1:{port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``."""
+        return f"{self._root}/v1"
 
     @property
     def pid(self) -> int:

@@ -1,0 +1,56 @@
+"""Run every benchmark and print one table.
+
+    python benchmarks/run_all.py            (or: nox -s bench)
+
+Each benchmark compares against its peer in the same run and reports ratios, because these
+machines are shared and noisy: absolute times from different runs do not compare.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+BENCHES = [
+    ("import", [sys.executable, str(HERE / "bench_import.py")]),
+    ("rollouts", [sys.executable, str(HERE / "bench_rollouts.py"), "--json"]),
+]
+
+
+def main() -> int:
+    rows = []
+    for name, command in BENCHES:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        out = subprocess.run(command, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr, file=sys.stderr)
+            rows.append({"bench": name, "error": f"exit {out.returncode}"})
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print()
+    print(f"{'benchmark':<10} {'result':<60} {'ratio to peer / goal'}")
+    print("-" * 100)
+    for row in rows:
+        if "error" in row:
+            print(f"{row['bench']:<10} FAILED ({row['error']})")
+        elif row["bench"] == "import":
+            result = f"import verifiers: {row['import_verifiers_s']:.3f} s (goal <= {row['goal_s']} s)"
+            print(f"{'import':<10} {result:<60} "
+                  f"{row['ratio_to_openai']}x `import openai`")
+        elif row["bench"] == "rollouts":
+            result = (f"{row['rollouts']} rollouts @ {row['concurrency']}, {row['latency_ms']:.0f} ms: "
+                      f"{row['verifiers_s']:.2f} s ({row['rollouts_per_s']:.0f}/s)")
+            print(f"{'rollouts':<10} {result:<60} {row['ratio_to_ideal']}x ideal, "
+                  f"{row['ratio_to_openai_client']}x bare openai client, "
+                  f"{row['engine_overhead']}x same client")
+    out_dir = Path("outputs") / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "latest.json").write_text(json.dumps(rows, indent=2))
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""The project's one entry point for setup, tests, lint, benchmarks and demos.
+
+    nox -s tests        every test that runs on a CPU machine (all packages in one venv)
+    nox -s test_envs    each environment package alone with the core, in its own venv
+    nox -s lint         ruff, and mypy on the core
+    nox -s bench        the benchmarks, one table
+    nox -s demo         the main job (see README.md)
+
+Set up once per machine; venvs are reused between runs (``-R`` skips reinstalling).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+ENVIRONMENTS = sorted(p.name for p in (ROOT / "environments").iterdir() if (p / "pyproject.toml").is_file())
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+TEST_DEPS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6", "jinja2", "tokenizers",
+             "transformers"]
+
+
+def _env() -> dict[str, str]:
+    env = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_DISABLE_TELEMETRY": "1"}
+    if "VF_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
+        env["VF_DATA_DIR"] = str(SHARED_DATA)
+    return env
+
+
+def install_core(session: nox.Session) -> None:
+    # The core goes in first: environment packages depend on "verifiers", and pip must see
+    # ours (from core/) instead of fetching the unrelated upstream release of that name.
+    session.install("-e", "core", env=_env())
+
+
+def install_environments(session: nox.Session, names: list[str]) -> None:
+    if names:
+        session.install(*[arg for n in names for arg in ("-e", f"environments/{n}")], env=_env())
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """All CPU tests: core, every environment, and the cross-package tests."""
+    install_core(session)
+    install_environments(session, ENVIRONMENTS)
+    session.install(*TEST_DEPS, env=_env())
+    args = session.posargs or ["core/tests", "environments", "tests"]
+    session.run("python", "-m", "pytest", *args, env=_env())
+
+
+@nox.session
+@nox.parametrize("environment", ENVIRONMENTS, ids=ENVIRONMENTS)
+def test_envs(session: nox.Session, environment: str) -> None:
+    """One environment package installed alone with the core, and its own tests."""
+    install_core(session)
+    install_environments(session, [environment])
+    session.install("pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6", env=_env())
+    session.run("python", "-m", "pytest", f"environments/{environment}", *session.posargs, env=_env())
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the repository; mypy over the core."""
+    session.install("ruff", "mypy", env=_env())
+    install_core(session)
+    session.run("ruff", "check", ".")
+    session.run("mypy", "core/verifiers")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmark, side by side with its peers, printed as one table."""
+    install_core(session)
+    install_environments(session, ENVIRONMENTS)
+    session.run("python", "benchmarks/run_all.py", *session.posargs, env=_env())
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job (see README.md)."""
+    install_core(session)
+    install_environments(session, ENVIRONMENTS)
+    session.run("python", "examples/demo.py", *session.posargs, env=_env())
