@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +65,8 @@ def as_async_client(client: Any) -> Any:
 
     ``openai.OpenAI`` becomes a new ``openai.AsyncOpenAI`` with the same endpoint, key,
     headers and timeout (so many rollouts can run concurrently; the caller closes it); async
-    clients and any
-    object with an async ``chat.completions.create`` (e.g. an in-process engine) pass
-    through unchanged.
+    clients and any object with an async ``chat.completions.create`` (e.g. an in-process
+    engine) pass through unchanged. Use :func:`client_for_loop` inside async code.
     """
     import openai
 
@@ -83,6 +84,64 @@ def as_async_client(client: Any) -> Any:
             default_headers=client._custom_headers or None,
             default_query=client._custom_query or None,
         )
+    return _checked(client)
+
+
+_LOOP_CLIENTS: weakref.WeakKeyDictionary[Any, dict[int, tuple[Any, Any, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _close_with_loop(client: Any) -> AsyncIterator[None]:
+    """An async generator whose ``finally`` closes ``client``: started on a loop, it is
+    closed by ``loop.shutdown_asyncgens()`` when ``asyncio.run`` ends that loop."""
+    try:
+        yield
+    finally:
+        await client.close()
+
+
+async def client_for_loop(client: Any) -> Any:
+    """An async client that is safe to use on the running event loop.
+
+    HTTP connections belong to the loop that opened them, while clients outlive loops (each
+    sync ``evaluate()`` call runs its own). So: a sync ``OpenAI`` client gets an async twin
+    per loop; an ``AsyncOpenAI`` is used as is on the first loop that uses it and copied
+    (same settings, fresh connections) on any other. Copies and twins are cached for the
+    loop's lifetime and closed when it ends. Other objects (in-process engines) pass through.
+    """
+    import openai
+
+    client = _checked(client)
+    if not isinstance(client, openai.OpenAI | openai.AsyncOpenAI):
+        return client
+    loop = asyncio.get_running_loop()
+    if isinstance(client, openai.AsyncOpenAI):
+        origin = getattr(client, "_vf_loop", None)
+        if origin is None:
+            try:
+                client._vf_loop = weakref.ref(loop)  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+            return client
+        if origin() is loop:
+            return client
+    per_loop = _LOOP_CLIENTS.setdefault(loop, {})
+    cached = per_loop.get(id(client))
+    if cached is not None and cached[0] is client:
+        return cached[1]
+    if isinstance(client, openai.OpenAI):
+        fresh = as_async_client(client)
+    else:
+        fresh = client.copy(http_client=fast_http_client() or openai.DefaultAsyncHttpxClient())
+    fresh._vf_loop = weakref.ref(loop)
+    closer = _close_with_loop(fresh)
+    await closer.__anext__()  # registers it with the loop's async-generator hooks
+    per_loop[id(client)] = (client, fresh, closer)
+    return fresh
+
+
+def _checked(client: Any) -> Any:
     if client is None:
         raise TypeError(
             "No client given. Pass an OpenAI-compatible client, e.g. "

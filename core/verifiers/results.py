@@ -60,7 +60,8 @@ class GenerateOutputs(dict):
         self["rewards"].append(float(record.get("reward", 0.0)))
         self["errors"].append(_error_text(record.get("error")))
         metrics = record.get("metrics") or {}
-        for name in set(self["metrics"]) | set(metrics):
+        names = list(self["metrics"]) + [k for k in metrics if k not in self["metrics"]]
+        for name in names:  # first-seen order, so tables list metrics the same way each run
             column = self["metrics"].setdefault(name, [math.nan] * n)
             column.append(float(metrics.get(name, math.nan)))
 

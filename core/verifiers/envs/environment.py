@@ -22,7 +22,7 @@ from verifiers.clients import (
     ContextLengthError,
     ModelRequestError,
     RetryPolicy,
-    as_async_client,
+    client_for_loop,
     create_chat,
     create_completion,
     normalize_sampling_args,
@@ -296,7 +296,7 @@ class Environment:
             raise TypeError(f"Unexpected arguments to generate(): {sorted(kwargs)}.")
         if rollouts_per_example < 1:
             raise ValueError(f"rollouts_per_example must be >= 1, got {rollouts_per_example}.")
-        owned = as_async_client(client)
+        client = await client_for_loop(client)
         rows = self._expand(inputs, rollouts_per_example)
         done = set(skip)
         todo = [r for r in rows if (r.get("example_id"), r["rollout_index"]) not in done]
@@ -306,7 +306,7 @@ class Environment:
 
         async def one(row: dict[str, Any]) -> dict[str, Any]:
             async with gate:
-                record = await self.run_rollout(owned, model, row, sampling_args, score_rollouts)
+                record = await self.run_rollout(client, model, row, sampling_args, score_rollouts)
             if on_result is not None:
                 on_result(record)
             if bar is not None:
@@ -318,8 +318,6 @@ class Environment:
         finally:
             if bar is not None:
                 bar.close()
-            if owned is not client:  # an async twin of a sync client: ours to close
-                await owned.close()
         return GenerateOutputs(records)
 
     def generate(

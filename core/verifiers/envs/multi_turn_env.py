@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from verifiers.clients import ContextLengthError
+from verifiers.clients import ContextLengthError, client_for_loop
 from verifiers.envs.environment import Environment
 from verifiers.types import ChatMessage, Info, Messages, SamplingArgs, State
 from verifiers.utils.async_utils import maybe_await, sync_or_async
@@ -24,7 +24,10 @@ class MultiTurnEnv(Environment):
 
     and optionally ``setup_state(state, **kwargs)`` (before the first turn) and
     ``cleanup_state(state)`` (after the last, even when the rollout fails).
-    ``max_turns`` caps model turns (``-1``: no cap).
+    ``max_turns`` caps model turns (``-1``: no cap); the environment still responds to the
+    last allowed turn (unless ``is_completed`` says the episode is over), so a game can
+    judge its final move. The loop also ends on a truncated model turn or a prompt that no
+    longer fits the context window.
     """
 
     def __init__(self, max_turns: int = 10, **kwargs: Any) -> None:
@@ -70,15 +73,15 @@ class MultiTurnEnv(Environment):
         In async code, await it; called from sync code it runs to completion. A failure
         propagates with the partial state attached as ``exc.vf_state``.
         """
-        from verifiers.clients import as_async_client
-
-        client = as_async_client(client)
+        client = await client_for_loop(client)
         messages: Messages = copy.deepcopy(prompt)
         state = self.init_state(prompt, answer, task, info, **kwargs)
         try:
             state = await maybe_await(self.setup_state(state, **kwargs)) or state
             while not state["is_completed"]:
                 if await maybe_await(self.is_completed(messages, state, **kwargs)):
+                    break
+                if self.max_turns > 0 and state["turn"] >= self.max_turns:
                     break
                 try:
                     reply = await self.get_model_response(
@@ -90,10 +93,10 @@ class MultiTurnEnv(Environment):
                 messages = self._append(messages, state, reply)
                 if state["is_truncated"]:
                     break
-                if self.max_turns > 0 and state["turn"] >= self.max_turns:
-                    break
                 if await maybe_await(self.is_completed(messages, state, **kwargs)):
                     break
+                # the environment answers every model turn, the last allowed one included,
+                # so a game can judge its final move
                 new, state = await maybe_await(self.env_response(messages, state, **kwargs))
                 messages = self._extend(messages, state, new)
         except Exception as exc:

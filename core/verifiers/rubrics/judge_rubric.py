@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from verifiers.clients import ModelRequestError, RetryPolicy, as_async_client, create_chat
+from verifiers.clients import ModelRequestError, RetryPolicy, client_for_loop, create_chat
 from verifiers.parsers.parser import Parser, message_text
 from verifiers.rubrics.rubric import Rubric
 from verifiers.types import Messages, State
@@ -142,12 +142,12 @@ class JudgeRubric(Rubric):
         if not funcs:
             self.add_reward_func(self.judge_score, 1.0)
 
-    def _client(self) -> Any:
+    async def _client(self) -> Any:
         if self.judge_client is None:
             import openai
 
             self.judge_client = openai.AsyncOpenAI()
-        return as_async_client(self.judge_client)
+        return await client_for_loop(self.judge_client)
 
     def render(self, prompt: Messages, completion: Messages, answer: Any) -> str:
         if isinstance(prompt, list):
@@ -176,7 +176,7 @@ class JudgeRubric(Rubric):
     async def _ask(self, model: str, text: str) -> tuple[float, str]:
         try:
             response = await create_chat(
-                self._client(), model, [{"role": "user", "content": text}],
+                await self._client(), model, [{"role": "user", "content": text}],
                 self.judge_sampling_args, policy=self.retry_policy,
             )
         except ModelRequestError as exc:
