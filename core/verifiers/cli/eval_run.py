@@ -161,7 +161,7 @@ async def _generate(
         await client.close()
 
 
-def _clip(value: Any, limit: int = 400) -> str:
+def _clip(value: Any, limit: int = 600) -> str:
     if isinstance(value, list):
         text = "\n".join(f"[{m.get('role')}] {m.get('content') or ''}".rstrip()
                          + (f" <tool_calls {len(m['tool_calls'])}>" if m.get("tool_calls") else "")
@@ -172,14 +172,15 @@ def _clip(value: Any, limit: int = 400) -> str:
 
 
 def _print_samples(console: Any, results: GenerateOutputs, count: int) -> None:
+    from rich.markup import escape
     from rich.panel import Panel
 
     for i in range(min(count, results.num_rollouts)):
         error = results["errors"][i]
         title = f"example {results['example_ids'][i]} · rollout {results['rollout_indices'][i]} · reward {results['rewards'][i]:.3f}"
-        body = _clip(results["completions"][i]) or "(empty)"
+        body = escape(_clip(results["completions"][i]) or "(empty)")
         if error:
-            body += f"\n[red]failed: {error}[/red]"
+            body += f"\n[red]failed: {escape(error)}[/red]"
         console.print(Panel(body, title=title, title_align="left", expand=True))
 
 

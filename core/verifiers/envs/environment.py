@@ -14,6 +14,7 @@ import copy
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 ResultCallback = Callable[[dict[str, Any]], Any]
 
 
-class Environment:
+class Environment(ABC):
     """Base class of all environments.
 
     Args:
@@ -123,6 +124,7 @@ class Environment:
         return _take(self.eval_dataset, n, seed)
 
     # -- the interaction loop (subclasses) ------------------------------------------------
+    @abstractmethod
     async def rollout(
         self,
         client: Any,
@@ -135,7 +137,6 @@ class Environment:
         **kwargs: Any,
     ) -> tuple[Messages, State]:
         """Run one episode; returns ``(completion, state)``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement rollout().")
 
     # -- talking to the model -------------------------------------------------------------
     def init_state(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from abc import abstractmethod
 from typing import Any
 
 from verifiers.clients import ContextLengthError, client_for_loop
@@ -47,13 +48,11 @@ class MultiTurnEnv(Environment):
     def is_completed(self, messages: Messages, state: State, **kwargs: Any) -> bool | Any:
         return False
 
+    @abstractmethod
     def env_response(
         self, messages: Messages, state: State, **kwargs: Any
     ) -> tuple[Messages, State] | Any:
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement env_response(messages, state) "
-            "returning (new_messages, state)."
-        )
+        """The environment's reply to the model's last turn: ``(new_messages, state)``."""
 
     # -- the loop -------------------------------------------------------------------------
     @sync_or_async
