@@ -14,7 +14,10 @@ GOOD = [{"role": "assistant", "content": "It is 42."}]
     ("Verdict: yes", 1.0), ("Reasoning...\nverdict: NO", 0.0),
     ("<score>7</score>", 0.7), ("<reasoning>fine</reasoning>\n<score>\n10\n</score>", 1.0),
     ("8/10", 0.8), ("I give it 3 out of 4", 0.75), ("Score: 9", 0.9), ("0.25", 0.25),
-    ("12", 1.0), ("5", 0.5),
+    ("12", 1.0), ("5", 0.5), ("1", 0.1), ("Score: 1", 0.1), ("<score>1</score>", 0.1),
+    ("1.0", 1.0), ("-3", 0.0),
+    ("Yes. It computes 3/4 of 20", 1.0), ("No, it should be 18 out of 20", 0.0),
+    ("Verdict: no. score 9", 0.0), ("<score>0.9</score> although... no", 0.9),
 ])
 def test_parse_verdict(reply, score):
     assert parse_verdict(reply) == pytest.approx(score)
@@ -94,3 +97,22 @@ def test_judge_is_available_to_other_reward_functions(make_scripted_server):
 
     rubric = vf.JudgeRubric(judge_client=judge.client(), funcs=[double_check])
     assert rubric.score_rollout_sync(PROMPT, GOOD, "42", {})["double_check"] == 2.0
+
+
+def test_a_failed_judge_is_asked_again_on_the_next_call(make_scripted_server):
+    judge = make_scripted_server(default_reply="yes")
+    rubric = vf.JudgeRubric(judge_client=judge.client(), judge_model="j",
+                            retry_policy=vf.RetryPolicy(max_retries=0, timeout=2.0),
+                            judge_sampling_args={"top_k": 5})
+    judge.fail_next("500")
+    state = {}
+
+    async def twice():
+        with pytest.raises(JudgeError):
+            await rubric.judge(PROMPT, GOOD, "42", state)
+        return await rubric.judge(PROMPT, GOOD, "42", state)
+
+    import asyncio
+
+    assert asyncio.run(twice()) == 1.0
+    assert judge.requests[-1]["top_k"] == 5

@@ -8,7 +8,13 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from verifiers.clients import ModelRequestError, RetryPolicy, client_for_loop, create_chat
+from verifiers.clients import (
+    ModelRequestError,
+    RetryPolicy,
+    client_for_loop,
+    create_chat,
+    normalize_sampling_args,
+)
 from verifiers.parsers.parser import Parser, message_text
 from verifiers.rubrics.rubric import Rubric
 from verifiers.types import Messages, State
@@ -40,46 +46,66 @@ class JudgeError(Exception):
     """A judge that could not give a usable verdict (timeout, server error, unparsable)."""
 
 
-_YES = re.compile(r"^\W*(yes|correct|true|pass)\b", re.IGNORECASE)
-_NO = re.compile(r"^\W*(no|incorrect|wrong|false|fail)\b", re.IGNORECASE)
+_YES = re.compile(r"^[\W_]*(yes|correct|true|pass)\b", re.IGNORECASE)
+_NO = re.compile(r"^[\W_]*(no|incorrect|wrong|false|fail)\b", re.IGNORECASE)
 _VERDICT_WORD = re.compile(
     r"\b(?:verdict|answer|judgement|judgment|decision)\s*[:=]\s*\W*(yes|no|correct|incorrect)\b",
     re.IGNORECASE,
 )
 _SCORE_TAG = re.compile(r"<score>\s*(.*?)\s*</score>", re.DOTALL | re.IGNORECASE)
-_FRACTION = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:/|out of)\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
-_SCORE_LABEL = re.compile(r"\b(?:score|rating|grade)\s*(?:is|of|[:=])?\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
-_NUMBER = re.compile(r"^\W*(-?\d+(?:\.\d+)?)\b")
+_NUM = r"(-?\d+(?:\.\d+)?)"
+_FRACTION = re.compile(_NUM + r"\s*(?:/|out of)\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+_SCORE_LABEL = re.compile(r"\b(?:score|rating|grade)\s*(?:is|of|[:=])?\s*" + _NUM, re.IGNORECASE)
+_LEADING_NUMBER = re.compile(r"^[^\w\-]*" + _NUM + r"\b")
+
+
+def _scaled(number: str, max_score: float) -> float:
+    """A bare number: a decimal in [0, 1] (``0.25``, ``1.0``) is a probability; anything
+    else (``7``, ``1``, ``12``) is on the 0..``max_score`` scale. Clamped to [0, 1]."""
+    value = float(number)
+    if "." in number and 0.0 <= value <= 1.0:
+        return value
+    return min(1.0, max(0.0, value / max_score))
+
+
+def _numeric(chunk: str, max_score: float, anywhere: bool) -> float | None:
+    if m := _FRACTION.search(chunk):
+        num, den = float(m.group(1)), float(m.group(2))
+        if den > 0:
+            return min(1.0, max(0.0, num / den))
+    if m := _SCORE_LABEL.search(chunk):
+        return _scaled(m.group(1), max_score)
+    if m := (_LEADING_NUMBER.search(chunk) if not anywhere else re.search(_NUM, chunk)):
+        return _scaled(m.group(1), max_score)
+    return None
 
 
 def parse_verdict(text: str, max_score: float = 10.0) -> float:
     """Turn a judge's reply into a score in [0, 1].
 
-    Understands ``<score>7</score>``, ``7/10``, ``8 out of 10``, ``Score: 9``, a bare number
-    (a number above 1 is read on a 0..``max_score`` scale), and yes/no style verdicts
-    (``yes``, ``correct``, ``Verdict: no``). Raises :class:`JudgeError` otherwise.
+    In order: a ``<score>...</score>`` tag (``7``, ``7/10``, ``0.7``); a reply that starts
+    with a verdict word (``yes``, ``correct``, ``no``, ``incorrect``...); a labelled verdict
+    (``Verdict: no``); a fraction (``7/10``, ``8 out of 10``); a labelled score
+    (``Score: 9``); a reply that starts with a number. Integers are read on a
+    0..``max_score`` scale, decimals in [0, 1] as they are. Raises :class:`JudgeError` when
+    none applies.
     """
     if not isinstance(text, str) or not text.strip():
         raise JudgeError("the judge returned an empty reply")
-    candidates = [text]
-    tag = _SCORE_TAG.findall(text)
-    if tag:
-        candidates.insert(0, tag[-1])
-    for chunk in candidates:
-        if m := _FRACTION.search(chunk):
-            num, den = float(m.group(1)), float(m.group(2))
-            if den > 0:
-                return min(1.0, max(0.0, num / den))
-        number = _SCORE_LABEL.search(chunk) or _NUMBER.search(chunk)
-        if number:
-            value = float(number.group(1))
-            return min(1.0, max(0.0, value / max_score if value > 1 else value))
-    if m := _VERDICT_WORD.search(text):
-        return 1.0 if m.group(1).lower() in ("yes", "correct") else 0.0
+    tags = _SCORE_TAG.findall(text)
+    if tags:
+        value = _numeric(tags[-1], max_score, anywhere=True)
+        if value is not None:
+            return value
     if _YES.search(text):
         return 1.0
     if _NO.search(text):
         return 0.0
+    if m := _VERDICT_WORD.search(text):
+        return 1.0 if m.group(1).lower() in ("yes", "correct") else 0.0
+    value = _numeric(text, max_score, anywhere=False)
+    if value is not None:
+        return value
     raise JudgeError(f"could not read a verdict from the judge's reply: {text[:200]!r}")
 
 
@@ -135,7 +161,7 @@ class JudgeRubric(Rubric):
         self.judge_models = list(judge_models) if judge_models else [judge_model]
         self.template = template or judge_prompt or DEFAULT_JUDGE_TEMPLATE
         self.aggregation = aggregation
-        self.judge_sampling_args = dict(judge_sampling_args or {})
+        self.judge_sampling_args = normalize_sampling_args(judge_sampling_args)
         self.max_score = max_score
         self.retry_policy = retry_policy or RetryPolicy(timeout=120.0)
         self.class_objects["judge"] = self.judge
@@ -194,7 +220,11 @@ class JudgeRubric(Rubric):
         text = self.render(prompt, completion, answer)
         state = {} if state is None else state
         cache = state.setdefault("judge", [])
-        done = {entry["model"]: entry for entry in cache if entry.get("prompt") == text}
+        done = {
+            entry["model"]: entry
+            for entry in cache
+            if entry.get("prompt") == text and "score" in entry  # failed judges are asked again
+        }
         todo = [m for m in self.judge_models if m not in done]
         results = await asyncio.gather(*(self._ask(m, text) for m in todo), return_exceptions=True)
         failures = []
