@@ -35,9 +35,8 @@ def main() -> int:
     if args.env not in ("vf-wordle", "wordle"):
         print("demo: without --model only vf-wordle has a built-in reference policy.", file=sys.stderr)
         return 2
-    from vf_wordle.solver import make_solver_handler
-
     from verifiers.testing import ScriptedServer
+    from vf_wordle.solver import make_solver_handler
 
     print("Serving the Wordle reference solver as an OpenAI-compatible model on 127.0.0.1 ...",
           file=sys.stderr)

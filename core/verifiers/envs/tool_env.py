@@ -85,7 +85,7 @@ class ToolEnv(MultiTurnEnv):
         except TypeError as exc:
             return f"Error: bad arguments for {name}: {exc}.", False
         try:
-            result = await self._invoke(tool, arguments, state)
+            result = await self.invoke_tool(tool, arguments, state)
         except TimeoutError:
             return f"Error: {name} did not finish within {self.tool_timeout} s.", False
         except Exception as exc:
@@ -96,7 +96,11 @@ class ToolEnv(MultiTurnEnv):
             text = text[: self.max_tool_output_chars] + f"\n... [{cut} more characters cut]"
         return text, True
 
-    async def _invoke(self, tool: Callable[..., Any], arguments: dict[str, Any], state: State) -> Any:
+    async def invoke_tool(
+        self, tool: Callable[..., Any], arguments: dict[str, Any], state: State
+    ) -> Any:
+        """Run one validated tool call. Override to give tools per-rollout resources
+        (``state`` is the rollout's): e.g. one persistent interpreter per rollout."""
         if inspect.iscoroutinefunction(tool):
             coro = tool(**arguments)
         else:

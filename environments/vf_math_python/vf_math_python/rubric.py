@@ -1,0 +1,52 @@
+"""Scoring: correctness (weight 1.0), a small format penalty, and tool-use metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import verifiers as vf
+from verifiers.types import Messages
+from vf_math_python.equivalence import answers_equivalent
+from vf_math_python.parsing import final_message_text
+
+
+def correct_answer(completion: Messages, answer: str, parser: vf.Parser) -> float:
+    """1.0 when the boxed answer of the last message is equivalent to the reference."""
+    predicted = parser.parse_answer(completion)
+    return 1.0 if answers_equivalent(predicted, answer) else 0.0
+
+
+def format_penalty(completion: Messages, parser: vf.Parser) -> float:
+    """1.0 when the last message has no readable ``\\boxed{}`` answer (or, with a
+    ThinkParser, a malformed think block); 0.0 otherwise. Weighted negatively, so a correct,
+    well-formatted answer scores exactly 1.0."""
+    text = final_message_text(completion)
+    if not text.strip():
+        return 1.0
+    if isinstance(parser, vf.ThinkParser) and parser.get_format_reward_func()(
+        completion=[{"role": "assistant", "content": text}]
+    ) < 1.0:
+        return 1.0
+    return 0.0 if parser.parse(text) not in (None, "") else 1.0
+
+
+def build_rubric(
+    parser: vf.Parser,
+    format_weight: float = 0.1,
+    tools: Sequence[Callable[..., Any]] = (),
+    tool_error_penalty: float = 0.0,
+) -> vf.Rubric:
+    """``reward = correct_answer - format_weight * format_penalty`` (+ tool metrics).
+
+    With tools, a :class:`verifiers.ToolRubric` adds ``total_tool_calls``, ``tool_errors``
+    and ``python_calls`` as metrics (weight 0, or ``-tool_error_penalty`` per failed call).
+    """
+    if format_weight < 0:
+        raise ValueError(f"format_weight is a penalty size and must be >= 0, got {format_weight}.")
+    rubric = vf.Rubric(funcs=[correct_answer, format_penalty], weights=[1.0, -format_weight],
+                       parser=parser)
+    if not tools:
+        return rubric
+    tool_rubric = vf.ToolRubric(tools, parser=parser, error_weight=-abs(tool_error_penalty))
+    return vf.RubricGroup([rubric, tool_rubric])
