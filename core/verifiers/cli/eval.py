@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per model request")
     p.add_argument("--max-retries", type=int, default=3, help="retries of transient failures")
     p.add_argument("--num-samples-shown", type=int, default=2, help="example rollouts printed")
+    local = p.add_argument_group("local models (no API key; needs the verifiers-trainer package)")
+    local.add_argument("--model-path", default=None,
+                       help="serve this local model (a path or hub name) for the evaluation")
+    local.add_argument("--local", action="store_true",
+                       help="serve the default small model (SmolLM2-135M-Instruct)")
+    local.add_argument("--backend", choices=["vllm", "engine"], default=None,
+                       help="vllm: a vf-vllm server; engine: the in-process transformers engine "
+                            "(default: vllm when installed)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -109,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
             "timeout": args.timeout,
             "max_retries": args.max_retries,
         }
+    if args.model_path or args.local:
+        settings["model_path"] = args.model_path or "default"
+        settings["backend"] = args.backend
+        if args.model == "gpt-4.1-mini":  # the default name means nothing for a local model
+            settings["model"] = "local"
+    if settings.get("model_path"):
+        return _run_local(args, settings)
     api_key = _api_key(settings["api_key_var"], settings["base_url"])
     return run_eval(
         settings,
@@ -119,6 +134,26 @@ def main(argv: list[str] | None = None) -> int:
         num_samples_shown=args.num_samples_shown,
         verbose=args.verbose,
     )
+
+
+def _run_local(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    from verifiers.cli.eval_run import run_eval
+
+    try:
+        from verifiers_trainer.inference.local import serve_locally
+    except ImportError:
+        raise SystemExit(
+            "vf-eval: --model-path/--local serve the model with the trainer package, which is "
+            "not installed: pip install -e trainer (with torch; see the README)."
+        ) from None
+    with serve_locally(settings["model_path"], settings.get("backend"), settings["model"]) as endpoint:
+        settings["base_url"] = endpoint.base_url or f"in-process:{endpoint.backend}"
+        return run_eval(
+            settings, api_key="EMPTY", save=args.save_results or bool(args.resume),
+            output_dir=args.output_dir, resume_dir=args.resume,
+            num_samples_shown=args.num_samples_shown, verbose=args.verbose,
+            client=endpoint.client,
+        )
 
 
 if __name__ == "__main__":

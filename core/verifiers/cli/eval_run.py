@@ -69,7 +69,10 @@ def run_eval(
     resume_dir: str | None,
     num_samples_shown: int,
     verbose: bool,
+    client: Any = None,
 ) -> int:
+    """Evaluate as ``settings`` say; ``client`` overrides the one built from the base URL
+    (a local in-process engine, or a server the caller started)."""
     from rich.console import Console
 
     import verifiers as vf
@@ -93,7 +96,9 @@ def run_eval(
         run_dir = run_dir_for(output_dir, settings["env_id"], settings["model"])
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    client = make_async_client(settings["base_url"], api_key)
+    owned = client is None
+    if client is None:
+        client = make_async_client(settings["base_url"], api_key)
     inputs = env.get_eval_dataset(settings["num_examples"], settings.get("seed"))
     total = len(inputs) * settings["rollouts_per_example"]
     skip = {(r.get("example_id"), r.get("rollout_index", 0)) for r in previous}
@@ -105,7 +110,8 @@ def run_eval(
     if run_dir is not None:
         _write_metadata(run_dir, settings, "running")
     started = time.time()
-    results = asyncio.run(_generate(env, client, inputs, settings, run_dir, skip, total, console))
+    results = asyncio.run(
+        _generate(env, client, inputs, settings, run_dir, skip, total, console, owned))
     elapsed = time.time() - started
     records = previous + results.records()
     records.sort(key=lambda r: (str(r.get("example_id")), r.get("rollout_index", 0)))
@@ -123,7 +129,7 @@ def run_eval(
 
 async def _generate(
     env: Any, client: Any, inputs: Any, settings: dict[str, Any], run_dir: Path | None,
-    skip: set[tuple[Any, int]], total: int, console: Any,
+    skip: set[tuple[Any, int]], total: int, console: Any, close_client: bool,
 ) -> GenerateOutputs:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -158,7 +164,8 @@ async def _generate(
     finally:
         if handle is not None:
             handle.close()
-        await client.close()
+        if close_client:
+            await client.close()
 
 
 def _clip(value: Any, limit: int = 600) -> str:
