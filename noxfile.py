@@ -94,6 +94,7 @@ def bench(session: nox.Session) -> None:
     """Every benchmark, side by side with its peers, printed as one table."""
     install_core(session)
     install_environments(session, ENVIRONMENTS)
+    install_trainer(session)
     session.run("python", "benchmarks/run_all.py", *session.posargs, env=_env())
 
 

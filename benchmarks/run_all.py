@@ -17,12 +17,25 @@ HERE = Path(__file__).parent
 BENCHES = [
     ("import", [sys.executable, str(HERE / "bench_import.py")]),
     ("rollouts", [sys.executable, str(HERE / "bench_rollouts.py"), "--json"]),
+    ("inference", [sys.executable, str(HERE / "bench_inference.py"), "--json"]),
 ]
+
+
+def available(name: str) -> bool:
+    """Benchmarks of the trainer package run where it (and vLLM) is installed."""
+    if name != "inference":
+        return True
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("verifiers_trainer", "vllm", "torch"))
 
 
 def main() -> int:
     rows = []
     for name, command in BENCHES:
+        if not available(name):
+            print(f"skipping {name}: the trainer package with vLLM is not installed", file=sys.stderr)
+            continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
         out = subprocess.run(command, capture_output=True, text=True)
         if out.returncode != 0:
@@ -46,6 +59,11 @@ def main() -> int:
             print(f"{'rollouts':<10} {result:<60} {row['ratio_to_ideal']}x ideal, "
                   f"{row['ratio_to_openai_client']}x bare openai client, "
                   f"{row['engine_overhead']}x same client")
+        elif row["bench"] == "inference":
+            result = (f"{row['model']}: vf-vllm {row['vf_vllm_tok_s']:.0f} tok/s, engine "
+                      f"{row['engine_tok_s']:.0f} tok/s, weight update {row['update_s']:.2f} s")
+            print(f"{'inference':<10} {result:<60} vf-vllm overhead {row['vf_vllm_overhead']:+.1%} "
+                  f"vs vLLM; engine {row['engine_vs_vf_vllm']}x vf-vllm")
     out_dir = Path("outputs") / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(rows, indent=2))

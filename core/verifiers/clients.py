@@ -188,8 +188,8 @@ def _classify(exc: BaseException) -> tuple[str, bool, int | None]:
         return "timeout", True, None
     if isinstance(exc, openai.APIConnectionError):
         return "connection_error", True, None
-    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError | ValueError):
-        # a 200 whose body is not JSON surfaces as a bare JSONDecodeError (a ValueError)
+    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError):
+        # a 200 whose body is not JSON surfaces as a bare JSONDecodeError
         return "malformed_response", True, None
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code

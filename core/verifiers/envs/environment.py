@@ -427,7 +427,7 @@ class Environment(ABC):
         completions: Sequence[Messages],
         states: Sequence[State],
         rewards: Sequence[float],
-        processing_class: Any,
+        processing_class: Any = None,
         **kwargs: Any,
     ) -> Any:
         """Token-level training samples from rollouts; see :func:`verifiers.processing.

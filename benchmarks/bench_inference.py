@@ -1,0 +1,118 @@
+"""Inference: vf-vllm against plain vLLM, the in-process engine against vf-vllm, and the
+time to push new weights into vf-vllm.
+
+    python benchmarks/bench_inference.py                 # SmolLM2-135M-Instruct (offline default)
+    python benchmarks/bench_inference.py --model tiny    # a 0.3M-parameter test model
+
+Same model, same requests (greedy, ``ignore_eos`` so every request generates exactly
+``--tokens`` tokens), side by side in one run:
+  vllm        vLLM's own OpenAI server
+  vf-vllm     the same server started by vf-vllm (development endpoints, weight transfer)
+  engine      the in-process transformers engine (verifiers_trainer.InProcessEngine)
+  update      seconds for VLLMClient.update_weights(model) (vf_shm backend), median of 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from verifiers_trainer.inference.vllm_launcher import VLLMServer, free_port
+
+PROMPTS = [f"Write a short story about a robot named Unit {i}." for i in range(16)]
+
+
+async def generate(client, model: str, tokens: int, concurrency: int) -> tuple[float, int]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(prompt: str) -> int:
+        async with gate:
+            response = await client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": prompt}], max_tokens=tokens,
+                temperature=0.0, extra_body={"ignore_eos": True},
+            )
+            return response.usage.completion_tokens
+
+    start = time.perf_counter()
+    counts = await asyncio.gather(*(one(p) for p in PROMPTS))
+    return time.perf_counter() - start, sum(counts)
+
+
+def tokens_per_s(client, model: str, tokens: int, concurrency: int) -> float:
+    asyncio.run(generate(client, model, 4, concurrency))  # warm-up
+    elapsed, count = asyncio.run(generate(client, model, tokens, concurrency))
+    return count / elapsed
+
+
+class PlainVLLM(VLLMServer):
+    """vLLM's own server entry, without vf-vllm's additions."""
+
+    def start(self) -> PlainVLLM:
+        command = [sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry",
+                   "--model", self.model, "--host", self.host, "--port", str(self.port), *self.args]
+        env = {k: v for k, v in self.env.items() if k != "VLLM_SERVER_DEV_MODE"}
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
+        log.close()
+        self.client.wait_until_ready(self.startup_timeout, self.process)
+        return self
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default", help="'default' (SmolLM2), 'tiny', or a path")
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    import torch
+
+    from verifiers.clients import make_async_client
+    from verifiers_trainer.inference.engine import InProcessEngine
+    from verifiers_trainer.models.loading import get_model_and_tokenizer
+    from verifiers_trainer.models.smollm2 import default_model_path
+    from verifiers_trainer.models.tiny import build_tiny_model
+
+    path = str(default_model_path() if args.model == "default" else
+               build_tiny_model() if args.model == "tiny" else args.model)
+    vllm_args = ["--dtype", "bfloat16" if args.model == "default" else "float32",
+                 "--max-model-len", "1024", "--served-model-name", "m"]
+    row: dict = {"bench": "inference", "model": args.model, "requests": len(PROMPTS),
+                 "tokens_per_request": args.tokens, "concurrency": args.concurrency}
+
+    with PlainVLLM(path, args=vllm_args, port=free_port()) as plain:
+        row["vllm_tok_s"] = tokens_per_s(make_async_client(plain.base_url, "x"), "m", args.tokens,
+                                         args.concurrency)
+    with VLLMServer(path, args=vllm_args) as server:
+        row["vf_vllm_tok_s"] = tokens_per_s(server.client.openai(), "m", args.tokens, args.concurrency)
+        model, _ = get_model_and_tokenizer(path)
+        model = model.to(torch.bfloat16 if args.model == "default" else torch.float32)
+        server.client.init_weight_transfer("vf_shm")
+        times = [server.client.update_weights(model) for _ in range(5)]
+        row["update_s"] = statistics.median(times)
+        row["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
+    model, tokenizer = get_model_and_tokenizer(path)
+    engine = InProcessEngine(model, tokenizer, model_name="m")
+    row["engine_tok_s"] = tokens_per_s(engine, "m", args.tokens, args.concurrency)
+    row["vf_vllm_overhead"] = round(row["vllm_tok_s"] / row["vf_vllm_tok_s"] - 1, 4)
+    row["engine_vs_vf_vllm"] = round(row["engine_tok_s"] / row["vf_vllm_tok_s"], 3)
+    for key in ("vllm_tok_s", "vf_vllm_tok_s", "engine_tok_s", "update_s", "params_m"):
+        row[key] = round(row[key], 3)
+    if args.json:
+        print(json.dumps(row))
+    else:
+        for key, value in row.items():
+            print(f"{key:>22}: {value}")
+
+
+if __name__ == "__main__":
+    main()

