@@ -45,8 +45,11 @@ async def generate(client, model: str, tokens: int, concurrency: int) -> tuple[f
 
 
 def tokens_per_s(client, model: str, tokens: int, concurrency: int) -> float:
-    asyncio.run(generate(client, model, 4, concurrency))  # warm-up
-    elapsed, count = asyncio.run(generate(client, model, tokens, concurrency))
+    async def both() -> tuple[float, int]:  # one event loop: the client's connections live in it
+        await generate(client, model, 4, concurrency)  # warm-up
+        return await generate(client, model, tokens, concurrency)
+
+    elapsed, count = asyncio.run(both())
     return count / elapsed
 
 

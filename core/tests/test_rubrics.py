@@ -130,3 +130,20 @@ def test_tool_rubric_counts_calls():
     assert scores["search_calls"] == 1.0
     assert scores["tool_errors"] == 1.0
     assert scores["reward"] == 0.0
+
+
+def test_none_or_nan_means_not_scored():
+    def only_math(task):
+        return 1.0 if task == "math" else None
+
+    def always(completion):
+        return 0.5
+
+    rubric = vf.Rubric(funcs=[only_math, always])
+    assert rubric.score_rollout_sync(PROMPT, RIGHT, "4", {}, task="math")["reward"] == 1.5
+    other = rubric.score_rollout_sync(PROMPT, RIGHT, "4", {}, task="chat")
+    assert other["reward"] == 0.5 and math.isnan(other["only_math"])
+    nobody = vf.Rubric(funcs=[only_math])
+    state = {}
+    assert nobody.score_rollout_sync(PROMPT, RIGHT, "4", state, task="chat")["reward"] == 0.0
+    assert "no reward function scored" in state["error"]["message"]

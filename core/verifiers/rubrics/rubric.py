@@ -2,7 +2,9 @@
 
 Reward functions are plain callables, sync or async, that take any of these arguments by
 name: ``prompt, completion, answer, state, task, info, parser`` (plus whatever a rubric
-adds, e.g. ``judge``); a function with ``**kwargs`` receives them all. Each returns a number.
+adds, e.g. ``judge``); a function with ``**kwargs`` receives them all. Each returns a number,
+or ``None``/NaN for a rollout it does not score (left out of the weighted sum; a rollout no
+function scores is recorded as failed).
 
 A reward function that raises does not crash the run and is not silently scored 0: the
 exception is recorded on the rollout's state (``state["error"]`` and
@@ -121,6 +123,8 @@ class Rubric:
         func, accepts = self.reward_funcs[index], self._accepts[index]
         kwargs = available if accepts is None else {k: available[k] for k in accepts if k in available}
         value = await maybe_await(func(**kwargs))
+        if value is None:
+            return math.nan  # "not scored" (TRL's convention)
         if isinstance(value, bool):
             return float(value)
         if not isinstance(value, int | float):
@@ -179,9 +183,14 @@ class Rubric:
                 logger.warning("reward function %s raised %s", name, message)
             else:
                 scores[name] = value
-        reward = 0.0 if failed else sum(
-            w * scores[n] for n, w in zip(names, self.reward_weights, strict=True)
-        )
+        # a function may return NaN (or None, in TRL's convention) for rollouts it does not
+        # score: it is left out of the sum; a rollout that no function scores is an error
+        scored = [(scores[n], w) for n, w in zip(names, self.reward_weights, strict=True)
+                  if not math.isnan(scores[n])]
+        if not failed and names and not scored:
+            failed = True
+            record_error(state, "reward_error", "no reward function scored this rollout (all NaN)")
+        reward = 0.0 if failed else sum(w * v for v, w in scored)
         state.setdefault("timing", {})["scoring_s"] = time.perf_counter() - start
         return {"reward": reward, **scores}
 

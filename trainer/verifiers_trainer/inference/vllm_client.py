@@ -87,6 +87,10 @@ class VLLMClient:
         """Number of vLLM workers (tensor x pipeline x data parallel)."""
         return int(self._request("GET", "get_world_size")["world_size"])
 
+    def model_name(self) -> str:
+        """The name the server serves its model under (``--served-model-name``)."""
+        return str(self._request("GET", "v1/models")["data"][0]["id"])
+
     def reset_prefix_cache(self) -> None:
         self._request("POST", "reset_prefix_cache")
 

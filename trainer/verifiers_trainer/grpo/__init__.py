@@ -1,0 +1,1 @@
+"""GRPO: the loss and advantage math (``math``), the config (``config``) and the trainer."""

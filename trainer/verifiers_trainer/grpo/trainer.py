@@ -1,0 +1,430 @@
+"""GRPOTrainer: group-relative policy optimisation on transformers' Trainer.
+
+Reading order, top to bottom:
+
+1. Setup: model (+ LoRA), reference model when ``beta > 0``, the environment (given, or
+   built from reward functions), the generation backend (the in-process engine over the
+   training model, or a vf-vllm server whose weights follow every optimizer step).
+2. Generation round (``_generate_round``), once per ``gradient_accumulation_steps x
+   num_iterations`` micro-steps: draw prompts, run ``num_generations`` rollouts each through
+   the environment, drop failed rollouts from their groups, compute group-relative
+   advantages, turn rollouts into token samples from the server's own token ids, split into
+   micro-batches, and precompute old / reference log-probs where the loss needs them.
+3. Loss (``compute_loss``): log-probs of the completion tokens under the current policy and
+   :func:`verifiers_trainer.grpo.math.grpo_loss` on them.
+
+Accelerate, DeepSpeed, FSDP, checkpoints, callbacks, ``report_to`` and the optimizer come
+from ``transformers.Trainer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import random
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from transformers import PreTrainedModel, Trainer
+
+import verifiers as vf
+from verifiers_trainer.grpo.batching import (
+    GenerationBatch,
+    Sample,
+    advantages_for,
+    collate,
+    group_rewards,
+    split,
+)
+from verifiers_trainer.grpo.config import GRPOConfig
+from verifiers_trainer.grpo.math import grpo_loss, sampler_correction, selective_log_softmax
+
+logger = logging.getLogger(__name__)
+
+
+class _Steps(Dataset):
+    """The Trainer's dataloader only paces micro-steps; prompts come from the environment."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, int]:
+        return {"step": index}
+
+
+class GRPOTrainer(Trainer):
+    """Train a causal LM with GRPO on an environment.
+
+    Three ways to build it (the seeds' forms):
+
+    - environment: ``GRPOTrainer(model=model, processing_class=tokenizer, env=env, args=args,
+      peft_config=None)``;
+    - reward functions (TRL's convention): ``GRPOTrainer(model="name or model",
+      reward_funcs=[f, ...], args=args, train_dataset=ds, eval_dataset=None, ...)``, where each
+      function gets ``prompts``, ``completions`` and the dataset's other columns as keyword
+      lists and returns a list of floats (``None`` for rows it does not score);
+    - seed 000's names: ``GRPOTrainer(model=..., tokenizer=..., env=..., config=...)``.
+    """
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel,
+        processing_class: Any = None,
+        env: vf.Environment | None = None,
+        args: GRPOConfig | None = None,
+        peft_config: Any = None,
+        reward_funcs: Any = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        reward_processing_classes: Any = None,
+        callbacks: Sequence[Any] | None = None,
+        optimizers: tuple[Any, Any] = (None, None),
+        tokenizer: Any = None,
+        config: GRPOConfig | None = None,
+        client: Any = None,
+    ) -> None:
+        # -- setup: arguments --------------------------------------------------------------
+        if args is not None and config is not None:
+            raise TypeError("Pass the configuration once: args=... (or its alias config=...).")
+        args = args or config or GRPOConfig(output_dir="outputs/grpo")
+        if not isinstance(args, GRPOConfig):
+            raise TypeError(f"args must be a GRPOConfig, got {type(args).__name__}.")
+        processing_class = processing_class if processing_class is not None else tokenizer
+        if isinstance(model, str):
+            from verifiers_trainer.models.loading import get_model_and_tokenizer
+
+            model, loaded_tokenizer = get_model_and_tokenizer(model)
+            processing_class = processing_class or loaded_tokenizer
+        if processing_class is None:
+            raise TypeError("GRPOTrainer needs processing_class=tokenizer (or tokenizer=...).")
+        if processing_class.pad_token_id is None:
+            processing_class.pad_token = processing_class.eos_token
+
+        # -- setup: environment --------------------------------------------------------------
+        if env is None:
+            if reward_funcs is None:
+                raise TypeError("GRPOTrainer needs env=... or reward_funcs=... with train_dataset=....")
+            from verifiers_trainer.grpo.reward_funcs import env_from_reward_funcs
+
+            env = env_from_reward_funcs(reward_funcs, train_dataset, eval_dataset,
+                                        processing_class, reward_processing_classes)
+        elif reward_funcs is not None:
+            raise TypeError("Give either env=... or reward_funcs=..., not both.")
+        if env.dataset is None:
+            raise ValueError("The environment has no training dataset.")
+        self.env = env
+
+        # -- setup: model, LoRA, reference ---------------------------------------------------
+        if peft_config is not None:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, peft_config)
+        if args.gradient_checkpointing:
+            model.config.use_cache = False
+        self.ref_model = None
+        if args.beta > 0 and peft_config is None:
+            self.ref_model = copy.deepcopy(model).eval()
+            for parameter in self.ref_model.parameters():
+                parameter.requires_grad_(False)
+
+        rounds = max(1, args.max_steps) * args.gradient_accumulation_steps * args.per_device_train_batch_size
+        if args.max_steps <= 0:
+            raise ValueError("GRPOTrainer needs max_steps > 0 (training length in optimizer steps).")
+        super().__init__(
+            model=model, args=args, train_dataset=_Steps(rounds), processing_class=processing_class,
+            callbacks=list(callbacks or []), optimizers=optimizers,
+            data_collator=lambda features: {"steps": torch.tensor([f["step"] for f in features])},
+        )
+        self.model_accepts_loss_kwargs = False  # the Trainer divides by the accumulation steps
+        args.validate_batch(self.accelerator.num_processes)
+        if self.ref_model is not None:
+            self.ref_model = self.accelerator.prepare_model(self.ref_model, evaluation_mode=True)
+
+        # -- setup: generation backend -------------------------------------------------------
+        self._vllm = None
+        self._client = client
+        if self._client is None:
+            if args.generation_backend == "vllm":
+                from verifiers_trainer.inference.vllm_client import VLLMClient
+
+                self._vllm = VLLMClient(
+                    f"http://{args.vllm_server_host}:{args.vllm_server_port}", args.vllm_server_timeout)
+                self._vllm.wait_until_ready(args.vllm_server_timeout)
+                self._client = self._vllm.openai()
+            else:
+                from verifiers_trainer.inference.engine import InProcessEngine
+
+                self._client = InProcessEngine(self.accelerator.unwrap_model(self.model),
+                                               processing_class, model_name="policy")
+        self._model_name = "policy"
+        if self._vllm is not None:
+            self._model_name = args.vllm_model_name or self._vllm.model_name()
+        self._synced_step = -1
+
+        # -- state of the generation rounds ---------------------------------------------------
+        self._buffer: list[dict[str, torch.Tensor]] = []
+        self._micro_step = 0
+        self._prompt_order: list[int] = []
+        self._prompt_position = 0
+        self._epoch = 0
+        self._pending_metrics: dict[str, list[float]] = defaultdict(list)
+        self.round_hooks: list[Callable[[GRPOTrainer], None]] = []
+
+    # =====================================================================================
+    # 2. generation round
+    # =====================================================================================
+    def _next_prompts(self, count: int) -> list[dict[str, Any]]:
+        """The next ``count`` dataset rows, in a seeded order reshuffled every epoch; each
+        process draws its own rows."""
+        dataset = self.env.get_dataset()
+        rows: list[dict[str, Any]] = []
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        while len(rows) < count:
+            if self._prompt_position >= len(self._prompt_order):
+                order = list(range(len(dataset)))
+                random.Random(self.args.seed + self._epoch).shuffle(order)
+                self._prompt_order, self._prompt_position = order, 0
+                self._epoch += 1
+            index = self._prompt_order[self._prompt_position]
+            if self._prompt_position % world == rank:
+                rows.append(dataset[index])
+            self._prompt_position += 1
+        return rows
+
+    def sampling_args(self) -> dict[str, Any]:
+        args = self.args
+        sampling: dict[str, Any] = {
+            "temperature": args.temperature, "top_p": args.top_p,
+            "max_tokens": args.max_tokens or args.max_completion_length,
+            "logprobs": True, "return_token_ids": True,
+        }
+        for key in ("top_k", "min_p", "repetition_penalty"):
+            value = getattr(args, key, None)
+            if value is not None:
+                sampling[key] = value
+        return sampling
+
+    def _sync_weights(self) -> None:
+        """Push the policy's weights to vf-vllm once per optimizer step (LoRA merged)."""
+        if self._vllm is None or self._synced_step == self.state.global_step:
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        seconds = self._vllm.update_weights(_merged_named_weights(model))
+        self._vllm.reset_prefix_cache()
+        self._pending_metrics["timing/weight_sync_s"].append(seconds)
+        self._synced_step = self.state.global_step
+
+    def _generate_round(self) -> GenerationBatch:
+        args = self.args
+        group = args.num_generations
+        num_prompts = args.per_device_train_batch_size * args.gradient_accumulation_steps // group
+        rows = [row for row in self._next_prompts(num_prompts) for _ in range(group)]
+        for i, row in enumerate(rows):
+            row["rollout_index"] = i % group
+            row["example_id"] = f"{row.get('example_id')}:{self.state.global_step}:{i // group}"
+        self._sync_weights()
+        start = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            results = asyncio.run(self.env.a_generate(
+                rows, self._client, self._model_name, self.sampling_args(),
+                max_concurrent=args.max_concurrent, progress=False,
+            ))
+        finally:
+            self.model.train(was_training)
+        generation_s = time.perf_counter() - start
+
+        failed = [e is not None for e in results["errors"]]
+        groups, dropped = group_rewards(results["rewards"], failed, group)
+        advantages = advantages_for(results["rewards"], groups, args.scale_rewards)
+        kept = sorted(advantages)
+        processed = self.env.process_env_results(
+            [results["prompts"][i] for i in kept], [results["completions"][i] for i in kept],
+            [results["states"][i] for i in kept], [results["rewards"][i] for i in kept],
+            processing_class=self.processing_class,
+            mask_env_responses=args.mask_env_responses,
+            mask_truncated_completions=args.mask_truncated_completions,
+            zero_truncated_completions=args.zero_truncated_completions,
+            max_seq_len=args.max_seq_len,
+        )
+        samples = [
+            Sample(s["prompt_ids"][-args.max_prompt_length:] if args.max_prompt_length else s["prompt_ids"],
+                   s["completion_ids"], s["completion_mask"], s["completion_logprobs"],
+                   advantages[kept[s["rollout_indices"]]], s["rewards"])
+            for s in processed
+        ]
+        metrics = self._round_metrics(results, failed, dropped, generation_s)
+        preview = [{"prompt": results["prompts"][i], "completion": results["completions"][i],
+                    "reward": results["rewards"][i]} for i in kept[: args.num_completions_to_print]]
+        return GenerationBatch(samples, results["rewards"], metrics, preview)
+
+    def _round_metrics(self, results: Any, failed: list[bool], dropped: int, seconds: float) -> dict[str, float]:
+        ok = [i for i, f in enumerate(failed) if not f]
+        metrics: dict[str, float] = {
+            "reward": statistics.fmean(results["rewards"][i] for i in ok) if ok else float("nan"),
+            "rollouts/failed": float(sum(failed)),
+            "rollouts/dropped_from_groups": float(dropped),
+            "timing/generation_s": seconds,
+        }
+        if len(ok) > 1:
+            metrics["reward_std"] = statistics.pstdev(results["rewards"][i] for i in ok)
+        for name, values in results["metrics"].items():
+            clean = [values[i] for i in ok if values[i] == values[i]]
+            if clean:
+                metrics[f"rewards/{name}"] = statistics.fmean(clean)
+        lengths = [s.get("usage", {}).get("completion_tokens") or 0 for s in results["states"]]
+        metrics["completions/mean_length"] = statistics.fmean(lengths) if lengths else 0.0
+        truncated = [bool(s.get("is_truncated")) for s in results["states"]]
+        metrics["completions/truncated_ratio"] = sum(truncated) / max(1, len(truncated))
+        return metrics
+
+    def _policy_logps(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Log-probs of the completion tokens (temperature-scaled, like the sampler's)."""
+        prompt_len = batch["prompt_ids"].shape[1]
+        input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+        attention = torch.cat([batch["prompt_mask"], batch["completion_attention"]], dim=1)
+        positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
+        device = self.accelerator.device
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                       position_ids=positions.to(device), use_cache=False).logits
+        logits = logits[:, prompt_len - 1:-1, :].float() / max(self.args.temperature, 1e-5)
+        return selective_log_softmax(logits, batch["completion_ids"].to(device))
+
+    def _fill_buffer(self) -> None:
+        args = self.args
+        round_ = self._generate_round()
+        for key, value in round_.metrics.items():
+            self._pending_metrics[key].append(value)
+        if args.log_completions and self.accelerator.is_main_process:
+            for item in round_.completions_preview:
+                logger.info("reward %.3f | %s", item["reward"], _text(item["completion"])[:300])
+        if not round_.samples:
+            logger.warning("generation round produced no trainable samples (all groups failed "
+                           "or had fewer than two usable rollouts); skipping its updates")
+        pad = self.processing_class.pad_token_id
+        micro = split(round_.samples, args.gradient_accumulation_steps)
+        self._buffer = [collate(m, pad, args.max_completion_length) if m else {} for m in micro]
+        need_old = args.num_iterations > 1
+        for batch in self._buffer:
+            if not batch:
+                continue
+            with torch.no_grad():
+                if need_old:
+                    batch["old_logps"] = self._policy_logps(self.model, batch).cpu()
+                if args.beta > 0:
+                    batch["ref_logps"] = self._reference_logps(batch).cpu()
+        for hook in self.round_hooks:
+            hook(self)
+
+    def _reference_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.ref_model is not None:
+            return self._policy_logps(self.ref_model, batch)
+        model = self.accelerator.unwrap_model(self.model)
+        with model.disable_adapter():  # LoRA: the base model is the reference
+            return self._policy_logps(self.model, batch)
+
+    def _prepare_inputs(self, inputs: Any) -> dict[str, torch.Tensor]:
+        per_round = self.args.gradient_accumulation_steps * self.args.num_iterations
+        if self._micro_step % per_round == 0:
+            self._fill_buffer()
+        batch = self._buffer[self._micro_step % self.args.gradient_accumulation_steps]
+        self._micro_step += 1
+        return batch
+
+    # =====================================================================================
+    # 3. loss
+    # =====================================================================================
+    def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> torch.Tensor:
+        if return_outputs:
+            raise ValueError("GRPOTrainer.compute_loss does not return outputs.")
+        if not inputs:  # an empty micro-batch (every group failed): no gradient, no update
+            return sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
+        args = self.args
+        device = self.accelerator.device
+        mask = inputs["completion_mask"].to(device)
+        logps = self._policy_logps(model, inputs)
+        old = inputs["old_logps"].to(device) if "old_logps" in inputs else logps.detach()
+        ref = inputs["ref_logps"].to(device) if "ref_logps" in inputs else None
+        weights = None
+        if "sampler_logps" in inputs and args.sampler_correction_cap:
+            weights = sampler_correction(old, inputs["sampler_logps"].to(device), mask,
+                                         args.sampler_correction_cap)
+        loss, metrics = grpo_loss(
+            logps, old, ref, inputs["advantages"].to(device), mask,
+            beta=args.beta, epsilon_low=args.epsilon,
+            epsilon_high=args.epsilon_high if args.epsilon_high is not None else args.epsilon,
+            delta=args.delta, loss_type=args.loss_type,
+            importance_sampling_level=args.importance_sampling_level,
+            max_completion_length=args.max_completion_length, sampler_weights=weights,
+        )
+        for key, value in metrics.items():
+            self._pending_metrics[key].append(float(value))
+        return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        for key, values in self._pending_metrics.items():
+            clean = [v for v in values if v == v]
+            if clean:
+                logs[key] = statistics.fmean(clean)
+        self._pending_metrics.clear()
+        super().log(logs, start_time)
+
+    # =====================================================================================
+    # evaluation through the environment
+    # =====================================================================================
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None,
+                 metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Evaluate the current policy on the environment's eval set (the rewards and each
+        reward function's mean), greedy unless ``eval_temperature`` is set."""
+        self._sync_weights()
+        sampling = {**self.sampling_args(), "temperature": self.args.eval_temperature}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            results = asyncio.run(self.env.a_evaluate(
+                self._client, self._model_name, num_examples=self.args.eval_num_examples,
+                sampling_args=sampling, max_concurrent=self.args.max_concurrent, progress=False))
+        finally:
+            self.model.train(was_training)
+        summary = results.summary()
+        metrics = {f"{metric_key_prefix}_reward": summary["reward"]["mean"],
+                   f"{metric_key_prefix}_failed": float(summary["num_failed"])}
+        for name, stats in summary["metrics"].items():
+            metrics[f"{metric_key_prefix}_{name}"] = stats["mean"]
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+def _merged_named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
+    """The policy's weights under the base model's names; LoRA adapters merged in."""
+    if not hasattr(model, "merge_adapter"):
+        return [(name, p.detach()) for name, p in model.named_parameters()]
+    model.merge_adapter()
+    try:
+        out = []
+        for name, p in model.named_parameters():
+            if "lora_" in name or ("modules_to_save" in name and "original_module" in name):
+                continue
+            clean = name.removeprefix("base_model.model.").replace(".base_layer", "")
+            out.append((clean, p.detach().clone()))
+        return out
+    finally:
+        model.unmerge_adapter()
+
+
+def _text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    return " | ".join(str(m.get("content") or "") for m in completion)
