@@ -112,3 +112,19 @@ def test_learns_a_toy_task_generating_through_vf_vllm(tiny, tiny_model_path, tmp
     assert start < 0.3
     assert end >= 0.8
     assert len(syncs) >= len(rewards) - 1  # the server's weights followed every step
+
+
+def test_lora_with_kl_to_the_adapter_free_base(tiny, tmp_path):
+    from verifiers_trainer import lora_defaults
+    from verifiers_trainer.grpo.trainer import _merged_named_weights
+
+    model, tokenizer = tiny
+    base_names = {name for name, _ in model.named_parameters()}
+    trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=make_env(tokenizer, n=16),
+                          args=config(tmp_path, max_steps=2, beta=0.05),
+                          peft_config=lora_defaults(r=4, alpha=8))
+    trainer.train()
+    logged = [e for e in trainer.state.log_history if "kl" in e]
+    assert len(logged) == 2 and all(e["kl"] >= 0 for e in logged)
+    merged = dict(_merged_named_weights(trainer.model))
+    assert set(merged) == base_names  # what vf-vllm receives: base names, adapters merged

@@ -152,7 +152,7 @@ def _run_local(args: argparse.Namespace, settings: dict[str, Any]) -> int:
             settings, api_key="EMPTY", save=args.save_results or bool(args.resume),
             output_dir=args.output_dir, resume_dir=args.resume,
             num_samples_shown=args.num_samples_shown, verbose=args.verbose,
-            client=endpoint.client,
+            client=endpoint.client, close_client=True,
         )
 
 

@@ -70,6 +70,7 @@ def run_eval(
     num_samples_shown: int,
     verbose: bool,
     client: Any = None,
+    close_client: bool = False,
 ) -> int:
     """Evaluate as ``settings`` say; ``client`` overrides the one built from the base URL
     (a local in-process engine, or a server the caller started)."""
@@ -96,7 +97,7 @@ def run_eval(
         run_dir = run_dir_for(output_dir, settings["env_id"], settings["model"])
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    owned = client is None
+    owned = client is None or close_client
     if client is None:
         client = make_async_client(settings["base_url"], api_key)
     inputs = env.get_eval_dataset(settings["num_examples"], settings.get("seed"))
@@ -164,7 +165,7 @@ async def _generate(
     finally:
         if handle is not None:
             handle.close()
-        if close_client:
+        if close_client and hasattr(client, "close"):
             await client.close()
 
 

@@ -415,9 +415,10 @@ def _merged_named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
     try:
         out = []
         for name, p in model.named_parameters():
-            if "lora_" in name or ("modules_to_save" in name and "original_module" in name):
-                continue
-            clean = name.removeprefix("base_model.model.").replace(".base_layer", "")
+            if "lora_" in name or ".original_module." in name:
+                continue  # adapter weights are merged in; the original copy is not served
+            clean = (name.removeprefix("base_model.model.").replace(".base_layer", "")
+                     .replace(".modules_to_save.default", ""))
             out.append((clean, p.detach().clone()))
         return out
     finally:
