@@ -128,3 +128,28 @@ def test_lora_with_kl_to_the_adapter_free_base(tiny, tmp_path):
     assert len(logged) == 2 and all(e["kl"] >= 0 for e in logged)
     merged = dict(_merged_named_weights(trainer.model))
     assert set(merged) == base_names  # what vf-vllm receives: base names, adapters merged
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_model_path, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def fresh():
+        torch.manual_seed(0)
+        return (AutoModelForCausalLM.from_pretrained(tiny_model_path, torch_dtype=torch.float32),
+                AutoTokenizer.from_pretrained(tiny_model_path))
+
+    def run(resume=None):
+        model, tokenizer = fresh()
+        args = config(tmp_path, max_steps=6, save_strategy="steps", save_steps=3,
+                      output_dir=str(tmp_path / ("resumed" if resume else "full")))
+        trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=make_env(tokenizer),
+                              args=args)
+        trainer.train(resume_from_checkpoint=resume)
+        return {e["step"]: e for e in trainer.state.log_history if "reward" in e}
+
+    full = run()
+    resumed = run(resume=str(tmp_path / "full" / "checkpoint-3"))
+    assert sorted(resumed) == [1, 2, 3, 4, 5, 6]  # 1-3 come back with the checkpoint's state
+    for step in (4, 5, 6):
+        for key in ("loss", "grad_norm", "reward"):
+            assert resumed[step][key] == pytest.approx(full[step][key], abs=1e-5), (step, key)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
+import os
 import random
 import statistics
 import time
@@ -379,6 +381,52 @@ class GRPOTrainer(Trainer):
                 logs[key] = statistics.fmean(clean)
         self._pending_metrics.clear()
         super().log(logs, start_time)
+
+    # =====================================================================================
+    # checkpoints: the generation state travels with the Trainer's own
+    # =====================================================================================
+    def _generation_state_file(self, folder: str) -> str:
+        return os.path.join(folder, f"vf_generation_state-{self.accelerator.process_index}.json")
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Save as the Trainer does (weights, optimizer, scheduler, RNG, trainer state), plus
+        where each process is in its prompt stream."""
+        super()._save_checkpoint(model, trial)
+        folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        state = {"prompt_order": self._prompt_order, "prompt_position": self._prompt_position,
+                 "epoch": self._epoch, "micro_step": self._micro_step}
+        with open(self._generation_state_file(folder), "w") as handle:
+            json.dump(state, handle)
+        if hasattr(self._client, "get_rng_state"):  # the in-process engine's sampling stream
+            torch.save(self._client.get_rng_state(), self._generation_state_file(folder) + ".rng")
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
+        """``Trainer.train``; resuming also restores the prompt stream, and the generation
+        server's weights are re-synced before the first new round."""
+        if resume_from_checkpoint:
+            folder = resume_from_checkpoint
+            if folder is True:
+                from transformers.trainer_utils import get_last_checkpoint
+
+                folder = get_last_checkpoint(self.args.output_dir)
+                if folder is None:
+                    raise ValueError(f"No checkpoint to resume from in {self.args.output_dir}.")
+            path = self._generation_state_file(str(folder))
+            if os.path.isfile(path):
+                with open(path) as handle:
+                    state = json.load(handle)
+                self._prompt_order = state["prompt_order"]
+                self._prompt_position = state["prompt_position"]
+                self._epoch = state["epoch"]
+                per_round = self.args.gradient_accumulation_steps * self.args.num_iterations
+                self._micro_step = state["micro_step"] // per_round * per_round
+                if os.path.isfile(path + ".rng") and hasattr(self._client, "set_rng_state"):
+                    self._client.set_rng_state(torch.load(path + ".rng", weights_only=False))
+            else:
+                logger.warning("%s has no generation state (%s): the prompt stream restarts.",
+                               folder, os.path.basename(path))
+            self._synced_step = -1
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     # =====================================================================================
     # evaluation through the environment

@@ -191,6 +191,22 @@ class InProcessEngine:
         self._rng: Any = None
         self._logits_to_keep = True
 
+    # -- sampling state (for exact resume) ---------------------------------------------
+    def get_rng_state(self) -> Any:
+        """The state of the generator used for unseeded requests (``None`` before first use)."""
+        return None if self._rng is None else self._rng.get_state()
+
+    def set_rng_state(self, state: Any) -> None:
+        """Restore :meth:`get_rng_state`; ``None`` re-seeds from torch's global RNG on first use."""
+        import torch
+
+        if state is None:
+            self._rng = None
+            return
+        rng = torch.Generator(device=self.model.device)
+        rng.set_state(state)
+        self._rng = rng
+
     # -- async submission and the batching worker -----------------------------------------
     async def generate(self, prompt_ids: Sequence[int], params: SamplingParams) -> Generation:
         """Queue one prompt (token ids) for generation and wait for its result."""
