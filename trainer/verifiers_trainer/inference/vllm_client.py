@@ -128,7 +128,7 @@ class VLLMClient:
             if model is None:
                 raise ValueError("The nccl backend streams a module's parameters: pass model=...")
             options.setdefault("master_address", "127.0.0.1")
-            options.setdefault("master_port", _free_port())
+            options.setdefault("master_port", free_port())
             options.setdefault("world_size", self.world_size() + 1)
             info = NCCLTrainerInitInfo(rank=0, **options)
             source = ModuleSource(model)
@@ -185,7 +185,8 @@ def _named_tensors(weights: Any) -> Iterable[tuple[str, Any]]:
     return list(weights)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 now."""
     import socket
 
     with socket.socket() as sock:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,13 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from verifiers_trainer.inference.vllm_client import VLLMClient, VLLMServerError
+from verifiers_trainer.inference.vllm_client import VLLMClient, VLLMServerError, free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["VLLMServer", "free_port"]
 
 
 class VLLMServer:
