@@ -112,6 +112,8 @@ def test_learns_a_toy_task_generating_through_vf_vllm(tiny, tiny_model_path, tmp
     assert start < 0.3
     assert end >= 0.8
     assert len(syncs) >= len(rewards) - 1  # the server's weights followed every step
+    waits = [e for e in trainer.state.log_history if "timing/generation_wait_s" in e]
+    assert waits  # num_batches_ahead=1 (the default): each round was generated ahead
 
 
 def test_lora_with_kl_to_the_adapter_free_base(tiny, tmp_path):

@@ -179,6 +179,12 @@ class GRPOTrainer(Trainer):
         self._prompt_position = 0
         self._epoch = 0
         self._pending_metrics: dict[str, list[float]] = defaultdict(list)
+        self._round_number = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight: list[tuple[Any, dict[str, Any]]] = []
+        if args.num_batches_ahead > 1:
+            logger.warning("num_batches_ahead=%d: one round is generated ahead (values above 1 "
+                           "are treated as 1).", args.num_batches_ahead)
         self.round_hooks: list[Callable[[GRPOTrainer], None]] = []
 
     # =====================================================================================
@@ -225,26 +231,76 @@ class GRPOTrainer(Trainer):
         self._pending_metrics["timing/weight_sync_s"].append(seconds)
         self._synced_step = self.state.global_step
 
-    def _generate_round(self) -> GenerationBatch:
-        args = self.args
-        group = args.num_generations
-        num_prompts = args.per_device_train_batch_size * args.gradient_accumulation_steps // group
-        rows = [row for row in self._next_prompts(num_prompts) for _ in range(group)]
+    def _round_rows(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The rollouts of the next round (``num_generations`` per prompt), and where the
+        prompt stream stood before drawing them (what a checkpoint records)."""
+        group = self.args.num_generations
+        before = {"prompt_order": list(self._prompt_order), "prompt_position": self._prompt_position,
+                  "epoch": self._epoch}
+        count = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps // group
+        rows = [row for row in self._next_prompts(count) for _ in range(group)]
+        self._round_number += 1
         for i, row in enumerate(rows):
             row["rollout_index"] = i % group
-            row["example_id"] = f"{row.get('example_id')}:{self.state.global_step}:{i // group}"
-        self._sync_weights()
+            row["example_id"] = f"{row.get('example_id')}:{self._round_number}:{i // group}"
+        return rows, before
+
+    async def _rollouts(self, rows: list[dict[str, Any]]) -> tuple[Any, float]:
         start = time.perf_counter()
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            results = asyncio.run(self.env.a_generate(
-                rows, self._client, self._model_name, self.sampling_args(),
-                max_concurrent=args.max_concurrent, progress=False,
-            ))
-        finally:
-            self.model.train(was_training)
-        generation_s = time.perf_counter() - start
+        results = await self.env.a_generate(
+            rows, self._client, self._model_name, self.sampling_args(),
+            max_concurrent=self.args.max_concurrent, progress=False,
+        )
+        return results, time.perf_counter() - start
+
+    def _pipelined(self) -> bool:
+        """Generate the next round while training on this one (vf-vllm only: in process, the
+        model cannot generate and train at once)."""
+        return self._vllm is not None and self.args.num_batches_ahead > 0
+
+    def _submit(self) -> None:
+        import threading
+
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            threading.Thread(target=self._loop.run_forever, name="vf-generation", daemon=True).start()
+        rows, before = self._round_rows()
+        future = asyncio.run_coroutine_threadsafe(self._rollouts(rows), self._loop)
+        self._in_flight.append((future, before))
+
+    def _generate_round(self) -> GenerationBatch:
+        """One round of scored rollouts. Pipelined (``num_batches_ahead`` >= 1 with vf-vllm):
+        the round was generated while the previous step trained, with the weights of one
+        step before (the sampler correction accounts for that), and the next round starts
+        right after the weight push. Otherwise generated now, with the current weights."""
+        args = self.args
+        group = args.num_generations
+        if self._pipelined():
+            if not self._in_flight:
+                self._sync_weights()
+                self._submit()
+            future, _ = self._in_flight.pop(0)
+            waited = time.perf_counter()
+            try:
+                results, generation_s = future.result(timeout=args.async_generation_timeout)
+            except TimeoutError as exc:
+                raise RuntimeError(
+                    f"A generation round took longer than async_generation_timeout="
+                    f"{args.async_generation_timeout} s. Is the vf-vllm server overloaded? Raise "
+                    "the timeout, or lower max_concurrent / the batch size."
+                ) from exc
+            self._pending_metrics["timing/generation_wait_s"].append(time.perf_counter() - waited)
+            self._sync_weights()  # nothing is in flight now: the server may change weights
+            self._submit()
+        else:
+            rows, _ = self._round_rows()
+            self._sync_weights()
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                results, generation_s = asyncio.run(self._rollouts(rows))
+            finally:
+                self.model.train(was_training)
 
         failed = [e is not None for e in results["errors"]]
         groups, dropped = group_rewards(results["rewards"], failed, group)
@@ -394,7 +450,10 @@ class GRPOTrainer(Trainer):
         super()._save_checkpoint(model, trial)
         folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
         state = {"prompt_order": self._prompt_order, "prompt_position": self._prompt_position,
-                 "epoch": self._epoch, "micro_step": self._micro_step}
+                 "epoch": self._epoch}
+        if self._in_flight:  # a round generated ahead is not trained on yet: redraw it on resume
+            state.update(self._in_flight[0][1])
+        state["micro_step"] = self._micro_step
         with open(self._generation_state_file(folder), "w") as handle:
             json.dump(state, handle)
         if hasattr(self._client, "get_rng_state"):  # the in-process engine's sampling stream
@@ -426,7 +485,19 @@ class GRPOTrainer(Trainer):
                 logger.warning("%s has no generation state (%s): the prompt stream restarts.",
                                folder, os.path.basename(path))
             self._synced_step = -1
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        try:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        finally:
+            self._stop_generation()
+
+    def _stop_generation(self) -> None:
+        """Drop a round generated ahead that training no longer needs; stop its loop."""
+        for future, _ in self._in_flight:
+            future.cancel()
+        self._in_flight.clear()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
 
     # =====================================================================================
     # evaluation through the environment
