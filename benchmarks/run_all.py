@@ -18,16 +18,16 @@ BENCHES = [
     ("import", [sys.executable, str(HERE / "bench_import.py")]),
     ("rollouts", [sys.executable, str(HERE / "bench_rollouts.py"), "--json"]),
     ("inference", [sys.executable, str(HERE / "bench_inference.py"), "--json"]),
+    ("trainer", [sys.executable, str(HERE / "bench_trainer.py"), "--json"]),
 ]
 
 
 def available(name: str) -> bool:
     """Benchmarks of the trainer package run where it (and vLLM) is installed."""
-    if name != "inference":
-        return True
     import importlib.util
 
-    return all(importlib.util.find_spec(m) for m in ("verifiers_trainer", "vllm", "torch"))
+    needs = {"inference": ("verifiers_trainer", "vllm", "torch"), "trainer": ("verifiers_trainer", "trl")}
+    return all(importlib.util.find_spec(m) for m in needs.get(name, ()))
 
 
 def main() -> int:
@@ -64,6 +64,12 @@ def main() -> int:
                       f"{row['engine_tok_s']:.0f} tok/s, weight update {row['update_s']:.2f} s")
             print(f"{'inference':<10} {result:<60} vf-vllm overhead {row['vf_vllm_overhead']:+.1%} "
                   f"vs vLLM; engine {row['engine_vs_vf_vllm']}x vf-vllm")
+        elif row["bench"] == "trainer":
+            result = (f"GRPO step, {row['hidden']}x{row['layers']} model, {row['generations']} x "
+                      f"{row['completion_tokens']} tokens: {row['ours_s_per_step']:.2f} s, "
+                      f"{row['ours_peak_rss_gb']:.2f} GB")
+            print(f"{'trainer':<10} {result:<60} {row['step_time_ratio']}x TRL time, "
+                  f"{row['memory_ratio']}x TRL memory; generation {row['ours_generation_share']:.0%}")
     out_dir = Path("outputs") / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(rows, indent=2))
