@@ -453,12 +453,15 @@ class Environment(ABC):
                 "prompt": inputs["prompts"],
                 "answer": inputs.get("answers", [""] * len(inputs["prompts"])),
             }
-        dataset = self._as_dataset(inputs)
-        if "prompt" not in dataset.column_names:
-            dataset = format_dataset(
-                dataset, self.system_prompt, self.few_shot, self.message_type
-            )
-        rows = dataset.to_list()
+        if isinstance(inputs, list) and all(isinstance(r, Mapping) and "prompt" in r for r in inputs):
+            rows = [dict(r) for r in inputs]  # ready rows (a trainer's round): no Arrow round trip
+        else:
+            dataset = self._as_dataset(inputs)
+            if "prompt" not in dataset.column_names:
+                dataset = format_dataset(
+                    dataset, self.system_prompt, self.few_shot, self.message_type
+                )
+            rows = dataset.to_list()
         out = []
         for index, row in enumerate(rows):
             if row.get("example_id") is None:
