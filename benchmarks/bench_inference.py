@@ -19,8 +19,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 from verifiers_trainer.inference.vllm_launcher import VLLMServer, free_port
@@ -56,16 +54,7 @@ def tokens_per_s(client, model: str, tokens: int, concurrency: int) -> float:
 class PlainVLLM(VLLMServer):
     """vLLM's own server entry, without vf-vllm's additions."""
 
-    def start(self) -> PlainVLLM:
-        command = [sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry",
-                   "--model", self.model, "--host", self.host, "--port", str(self.port), *self.args]
-        env = {k: v for k, v in self.env.items() if k != "VLLM_SERVER_DEV_MODE"}
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)
-        log.close()
-        self.client.wait_until_ready(self.startup_timeout, self.process)
-        return self
+    entry_module = "vllm.entrypoints.launchers.api_server.entry"
 
 
 def main() -> None:

@@ -55,8 +55,11 @@ class VLLMServer:
     def base_url(self) -> str:
         return self.client.openai_base_url
 
+    #: the module run as the server (``python -m ...``)
+    entry_module = "verifiers_trainer.inference.vllm_server"
+
     def start(self) -> VLLMServer:
-        command = [sys.executable, "-m", "verifiers_trainer.inference.vllm_server",
+        command = [sys.executable, "-m", self.entry_module,
                    "--model", self.model, "--host", self.host, "--port", str(self.port),
                    *self.args]
         log = self.log_path.open("wb")
