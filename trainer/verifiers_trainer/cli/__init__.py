@@ -1,0 +1,1 @@
+"""Command-line tools of the trainer package: ``vf-train`` (``train.py``)."""

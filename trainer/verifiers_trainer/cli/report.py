@@ -1,0 +1,311 @@
+"""The report of a vf-train run: training curves as PNG plots, ``report.md`` and the summary
+table printed at the end.
+
+Everything is read back from the run folder (``metrics.jsonl``, ``eval_*.jsonl``,
+``timings.json``, ``state.json``, ``config.toml``), so a report can be rebuilt at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from verifiers_trainer.cli.evaluation import read_rows
+from verifiers_trainer.cli.run_folder import RunFolder
+from verifiers_trainer.cli.stats import (
+    Estimate,
+    PairedDifference,
+    mean_interval,
+    paired_difference,
+)
+
+#: (metric logged by the trainer, file name, title, y label)
+CURVES = (
+    ("reward", "reward.png", "Reward per step", "mean reward of the round"),
+    ("kl", "kl.png", "KL to the reference model", "mean per-token KL (k3)"),
+    ("completions/mean_length", "completion_length.png", "Completion length",
+     "tokens per completion"),
+)
+
+
+@dataclass
+class Report:
+    """What the report says, for the printed summary."""
+
+    metric: str
+    before: Estimate | None
+    after: Estimate | None
+    difference: PairedDifference | None
+    timings: list[tuple[str, float]]
+    plots: list[Path]
+    steps: int
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------
+# Reading
+# ------------------------------------------------------------------------------------------
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Training-step entries (those with a reward), one per step, the latest line winning."""
+    by_step: dict[int, dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if "reward" in entry:
+                by_step[int(entry["step"])] = entry
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _scores(rows: list[dict[str, Any]]) -> dict[Any, float]:
+    return {str(row["example_id"]): float(row["score"]) for row in rows}
+
+
+def time_split(steps: list[dict[str, Any]], num_iterations: int = 1) -> dict[str, float]:
+    """Seconds of training spent generating (waiting for generation, when it ran ahead on a
+    server), syncing weights, from the logged timing metrics. Each entry holds means over
+    the rounds since the previous entry (one round per ``num_iterations`` steps)."""
+    out = {"generation_s": 0.0, "generation_wait_s": 0.0, "weight_sync_s": 0.0}
+    previous = 0
+    for entry in steps:
+        rounds = max(1.0, (entry["step"] - previous) / max(1, num_iterations))
+        previous = entry["step"]
+        for key in out:
+            value = entry.get(f"timing/{key}")
+            if isinstance(value, int | float) and not math.isnan(value):
+                out[key] += value * rounds
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Plots
+# ------------------------------------------------------------------------------------------
+
+
+def make_plots(steps: list[dict[str, Any]], folder: Path) -> tuple[list[Path], list[str]]:
+    """The PNG curves that the logged metrics allow, and notes on the ones they do not."""
+    from matplotlib.figure import Figure  # Figure alone: no pyplot, no GUI backend
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    notes: list[str] = []
+    x_all = [e["step"] for e in steps]
+    for key, name, title, ylabel in CURVES:
+        points = [(e["step"], e[key]) for e in steps if _finite(e.get(key))]
+        if not points:
+            notes.append(f"`{key}` was not logged" + (
+                " (beta = 0: no reference model, so no KL)" if key == "kl" else ""))
+            continue
+        fig = Figure(figsize=(6.4, 3.6), layout="tight")
+        ax = fig.subplots()
+        xs, ys = zip(*points, strict=True)
+        ax.plot(xs, ys, marker="o", markersize=3, label=key)
+        if key == "reward" and all(_finite(e.get("reward_std")) for e in steps):
+            std = [e["reward_std"] for e in steps]
+            mean = [e["reward"] for e in steps]
+            ax.fill_between(x_all, [m - s for m, s in zip(mean, std, strict=True)],
+                            [m + s for m, s in zip(mean, std, strict=True)], alpha=0.2,
+                            label="± std within the round")
+            ax.legend(loc="best", fontsize=8)
+        ax.set(title=title, xlabel="optimizer step", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        fig.savefig(folder / name, dpi=100)
+        written.append(folder / name)
+    functions = sorted({k for e in steps for k in e if k.startswith("rewards/")})
+    if functions:
+        fig = Figure(figsize=(6.4, 3.6), layout="tight")
+        ax = fig.subplots()
+        for key in functions:
+            points = [(e["step"], e[key]) for e in steps if _finite(e.get(key))]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker="o", markersize=3, label=key.removeprefix("rewards/"))
+        ax.set(title="Reward functions per step", xlabel="optimizer step", ylabel="mean value")
+        ax.legend(loc="best", fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.savefig(folder / "reward_functions.png", dpi=100)
+        written.append(folder / "reward_functions.png")
+    return written, notes
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+# ------------------------------------------------------------------------------------------
+# The report
+# ------------------------------------------------------------------------------------------
+
+
+def build_report(folder: RunFolder, metric: str) -> Report:
+    """Write ``plots/*.png`` and ``report.md`` from the run folder; return the numbers."""
+    config = tomllib.loads(folder.config.read_text())
+    state = folder.state()
+    timings = folder.timings()
+    steps = read_metrics(folder.metrics)
+    before_rows, after_rows = read_rows(folder.eval_before), read_rows(folder.eval_after)
+    before = mean_interval([r["score"] for r in before_rows]) if before_rows else None
+    after = mean_interval([r["score"] for r in after_rows]) if after_rows else None
+    difference = (paired_difference(_scores(before_rows), _scores(after_rows))
+                  if before_rows and after_rows else None)
+    plots, notes = make_plots(steps, folder.plots)
+    table = timing_rows(timings, steps, config)
+    report = Report(metric, before, after, difference, table, plots, len(steps), notes)
+    folder.report.write_text(render_markdown(report, config, state, steps, folder))
+    return report
+
+
+def timing_rows(timings: dict[str, float], steps: list[dict[str, Any]],
+                config: dict[str, Any]) -> list[tuple[str, float]]:
+    """``(stage, seconds)`` rows: setup, evaluations, training split into generation, weight
+    sync and the rest, and the total (every command of the run, up to its report)."""
+    rows: list[tuple[str, float]] = []
+    for key, label in (("setup_s", "setup (imports, config, environment)"), ("model_load_s", "model load"),
+                       ("server_start_s", "vf-vllm server start"),
+                       ("eval_before_s", "evaluation before")):
+        if key in timings:
+            rows.append((label, timings[key]))
+    if "train_s" in timings:
+        split = time_split(steps, config.get("trainer", {}).get("num_iterations", 1))
+        train = timings["train_s"]
+        if split["generation_wait_s"] > 0:  # pipelined: generation overlapped training
+            generation, label = split["generation_wait_s"], "training: waiting for generation"
+        else:
+            generation, label = split["generation_s"], "training: generation (rollouts, scoring)"
+        rows.append((label, generation))
+        if split["weight_sync_s"] > 0:
+            rows.append(("training: weight sync", split["weight_sync_s"]))
+        rows.append(("training: optimisation and the rest",
+                     max(0.0, train - generation - split["weight_sync_s"])))
+    if "eval_after_s" in timings:
+        rows.append(("evaluation after", timings["eval_after_s"]))
+    if "total_s" in timings:
+        rows.append(("total", timings["total_s"]))
+    return rows
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%" if math.isfinite(value) else "–"
+
+
+def _signed_pct(value: float) -> str:
+    return f"{100 * value:+.1f}" if math.isfinite(value) else "–"
+
+
+def estimate_cells(estimate: Estimate) -> tuple[str, str, str]:
+    return (_pct(estimate.mean), f"[{_pct(estimate.low)}, {_pct(estimate.high)}]",
+            str(estimate.n))
+
+
+def difference_cells(diff: PairedDifference) -> tuple[str, str, str]:
+    return (f"{_signed_pct(diff.mean)} points",
+            f"[{_signed_pct(diff.low)}, {_signed_pct(diff.high)}]", str(diff.n))
+
+
+def render_markdown(report: Report, config: dict[str, Any], state: dict[str, Any],
+                    steps: list[dict[str, Any]], folder: RunFolder) -> str:
+    run, model, env, trainer = config["run"], config["model"], config["env"], config["trainer"]
+    commands = state.get("commands", [])
+    lines = [f"# vf-train report: {run['name']}", ""]
+    if commands:
+        lines.append(f"Command: `{commands[0]['command']}` ({commands[0]['started']})")
+        for later in commands[1:]:
+            lines.append(f"Continued with: `{later['command']}` ({later['started']})")
+        lines.append("")
+    lora = model.get("lora")
+    lora_text = (f"LoRA r={lora['r']}, alpha={lora['alpha']}" if isinstance(lora, dict)
+                 else "full fine-tuning")
+    args = ", ".join(f"{k}={v!r}" for k, v in env.get("args", {}).items())
+    per_step = (trainer.get("per_device_train_batch_size", 8)
+                * trainer.get("gradient_accumulation_steps", 1))
+    lines += [
+        "| | |", "|---|---|",
+        f"| model | `{model['name']}` ({model.get('dtype', '')}, {lora_text}) |",
+        f"| environment | `{env['id']}` ({args}) |",
+        f"| training | GRPO, {report.steps} of {trainer.get('max_steps')} steps logged, {per_step} "
+        f"completions per step ({trainer.get('num_generations', 8)} per prompt), learning rate "
+        f"{trainer.get('learning_rate', '')}, beta {trainer.get('beta', '')} |",
+        f"| generation | {config['inference']['backend']} |",
+        f"| evaluation | {config['eval']['num_examples']} held-out problems, temperature "
+        f"{config['eval']['temperature']}, {config['eval']['max_tokens']} tokens |",
+        "",
+        f"## Accuracy (`{report.metric}`, 95% intervals)",
+        "",
+        "| | accuracy | 95% interval | problems |",
+        "|---|---|---|---|",
+    ]
+    if report.before is not None:
+        lines.append("| before training | " + " | ".join(estimate_cells(report.before)) + " |")
+    if report.after is not None:
+        lines.append("| after training | " + " | ".join(estimate_cells(report.after)) + " |")
+    diff = report.difference
+    if diff is not None:
+        lines.append("| change (paired) | " + " | ".join(difference_cells(diff)) + " |")
+        lines += ["", f"**Verdict:** {diff.verdict}."]
+        detail = f"{diff.improved} problems improved, {diff.worsened} got worse"
+        if diff.p_value is not None:
+            detail += f"; exact McNemar test p = {diff.p_value:.3g}"
+        lines.append(f"{detail}. Accuracy intervals: Wilson; the difference: mean of the "
+                     "per-problem differences ± 1.96 standard errors.")
+    elif report.before is None and report.after is None:
+        lines.append("| (no evaluation ran) | | | |")
+    lines += ["", "## Training curves", ""]
+    if steps:
+        first, last = steps[: min(5, len(steps))], steps[-min(5, len(steps)):]
+        lines.append(f"Mean reward of the first {len(first)} steps "
+                     f"{sum(e['reward'] for e in first) / len(first):.3f}, of the last "
+                     f"{len(last)} {sum(e['reward'] for e in last) / len(last):.3f}.")
+        lines.append("")
+    for path in report.plots:
+        lines.append(f"![{path.stem}](plots/{path.name})")
+    for note in report.notes:
+        lines.append(f"- {note}")
+    lines += ["", "## Where the time went", "", "| stage | seconds | share |", "|---|---|---|"]
+    total = dict(report.timings).get("total") or 0.0
+    for label, seconds in report.timings:
+        share = f"{100 * seconds / total:.0f}%" if total and label != "total" else ""
+        lines.append(f"| {label} | {seconds:.1f} | {share} |")
+    lines += ["", "## Files", "",
+              "`config.toml` (resolved config), `metrics.jsonl` (every logged step), "
+              "`eval_before.jsonl` / `eval_after.jsonl` (one line per problem), "
+              "`checkpoints/`, `plots/`, `timings.json`, `state.json`.", ""]
+    return "\n".join(lines)
+
+
+def print_summary(console: Any, report: Report, folder: RunFolder) -> None:
+    """The closing table: accuracies, the verdict, where the time went, where the files are."""
+    from rich.table import Table
+
+    table = Table(title=f"vf-train · {folder.path.name}", title_justify="left")
+    table.add_column("")
+    table.add_column(report.metric, justify="right")
+    table.add_column("95% interval", justify="right")
+    table.add_column("problems", justify="right")
+    if report.before is not None:
+        table.add_row("before training", *estimate_cells(report.before))
+    if report.after is not None:
+        table.add_row("after training", *estimate_cells(report.after))
+    if report.difference is not None:
+        table.add_row("change (paired)", *difference_cells(report.difference), style="bold")
+    console.print(table)
+    if report.difference is not None:
+        color = "green" if report.difference.significant_rise else "yellow"
+        console.print(f"[{color}]{report.difference.verdict}[/{color}]")
+    times = Table(title="where the time went", title_justify="left")
+    times.add_column("stage")
+    times.add_column("seconds", justify="right")
+    for label, seconds in report.timings:
+        times.add_row(label, f"{seconds:.1f}", style="bold" if label == "total" else None)
+    console.print(times)
+    console.print(f"Report: [bold]{folder.report}[/bold] · plots: {folder.plots}")
+
+
+__all__ = ["CURVES", "Report", "build_report", "make_plots", "print_summary", "read_metrics",
+           "time_split", "timing_rows"]
