@@ -1,10 +1,13 @@
-"""Every shipped accelerate config parses into accelerate's own config object."""
+"""Every shipped config loads: the accelerate YAML configs into accelerate's own config
+object, the vf-train TOML configs through vf-train's checks (GRPOConfig built, environment
+loaded)."""
 
 from pathlib import Path
 
 import pytest
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+TRAIN_CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.toml"))
 
 
 def test_configs_are_shipped():
@@ -23,3 +26,20 @@ def test_config_loads_in_accelerate(path):
         assert config.deepspeed_config["zero_stage"] == int(path.name[4])
     if path.name == "fsdp.yaml":
         assert config.distributed_type.value == "FSDP"
+
+
+def test_train_configs_are_shipped():
+    assert {p.name for p in TRAIN_CONFIGS} >= {"smollm2-arithmetic.toml", "tiny-test.toml"}
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
+def test_train_config_loads_and_validates(path):
+    from verifiers_trainer.cli.train_config import load_config
+    from verifiers_trainer.cli.train_run import load_env
+
+    config = load_config(path)
+    assert config.run.name == path.stem
+    assert config.trainer["max_steps"] >= 1
+    env, metric = load_env(config)
+    assert len(env.get_eval_dataset(config.eval.num_examples)) >= 1
+    assert metric in ("reward", *env.rubric.get_reward_func_names())

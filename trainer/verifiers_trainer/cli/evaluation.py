@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,19 @@ def evaluate(env: Any, client: Any, model_name: str, settings: EvalSection, metr
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"), console=console,
+        TextColumn("{task.fields[status]}"), console=console, disable=not console.is_terminal,
     )
     task = progress.add_task(label, total=len(inputs), status="")
+    every = max(1, len(inputs) // 10)  # off a terminal: a plain line every 10%
+    started = time.perf_counter()
 
     def on_result(record: dict[str, Any]) -> None:
         scores.append(_score(record, metric))
-        progress.update(task, advance=1, status=f"{metric} {sum(scores) / len(scores):.3f}")
+        status = f"{metric} {sum(scores) / len(scores):.3f}"
+        progress.update(task, advance=1, status=status)
+        if not console.is_terminal and (len(scores) % every == 0 or len(scores) == len(inputs)):
+            console.print(f"{label} {len(scores)}/{len(inputs)} · {status} · "
+                          f"{time.perf_counter() - started:.0f} s", highlight=False)
 
     async def run() -> Any:
         try:

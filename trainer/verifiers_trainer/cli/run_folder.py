@@ -28,8 +28,9 @@ from typing import Any
 from verifiers_trainer.cli.toml_io import dumps
 from verifiers_trainer.cli.train_config import ConfigError
 
-#: Resolved-config keys that may change between the commands of one run.
-MAY_CHANGE = ("run.overwrite", "trainer.max_steps")
+#: Resolved-config keys that may change between the commands of one run: where the folder
+#: is (a moved folder still resumes), starting over, and the length of training.
+MAY_CHANGE = ("run.name", "run.output_dir", "run.overwrite", "trainer.max_steps")
 
 
 @dataclass

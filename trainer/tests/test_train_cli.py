@@ -1,0 +1,184 @@
+"""vf-train end to end: a real run of configs/tiny-test.toml (tiny model, two GRPO steps) in
+a subprocess, its run folder and report, and re-running it (nothing redone; more steps
+continue from the checkpoint; an interrupted run resumes from its last checkpoint)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+TINY = ROOT / "configs" / "tiny-test.toml"
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+def vf_train(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
+    return subprocess.run([sys.executable, "-m", "verifiers_trainer.cli.train", *args],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=800)
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom verifiers_trainer.cli.train import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit as exc:\n    assert exc.code == 0\n"
+            "assert 'torch' not in sys.modules, 'vf-train --help imported torch'\n"
+            "assert 'transformers' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--section.key VALUE" in result.stdout and "[trainer]" in result.stdout
+
+
+def test_the_console_script_is_registered():
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "vf-train"]
+    assert script.value == "verifiers_trainer.cli.train:main"
+
+
+def test_print_config_and_dry_run(tmp_path):
+    result = vf_train(str(TINY), "--print-config", "--trainer.max_steps", "7",
+                      f"--run.output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    resolved = tomllib.loads(result.stdout)
+    assert resolved["trainer"]["max_steps"] == 7
+    assert resolved["run"]["output_dir"] == str(tmp_path)
+    assert resolved["model"]["lora"] == {"r": 4, "alpha": 8, "dropout": 0.0,
+                                         "target_modules": "all-linear"}
+
+    result = vf_train(str(TINY), "--dry-run", "--run.output_dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert f"run folder: {tmp_path / 'tiny-test'} (new run)" in result.stderr
+    assert "eval_before: to do" in result.stderr
+    assert not (tmp_path / "tiny-test").exists()  # a dry run writes nothing
+
+
+def test_bad_config_exits_2_with_the_reason(tmp_path):
+    result = vf_train(str(TINY), "--trainer.lerning_rate", "1e-4")
+    assert result.returncode == 2
+    assert "Unknown key trainer.lerning_rate (from --trainer.lerning_rate)" in result.stderr
+    assert "Did you mean 'trainer.learning_rate'?" in result.stderr
+    result = vf_train(str(tmp_path / "missing.toml"))
+    assert result.returncode == 2 and "not found" in result.stderr
+    result = vf_train(str(TINY), "--env.id", "vf-math-pyhton", "--dry-run")
+    assert result.returncode == 2 and "env.id:" in result.stderr and "vf-math-python" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One finished run of configs/tiny-test.toml: (output_dir, run folder, result)."""
+    output_dir = tmp_path_factory.mktemp("runs")
+    result = vf_train(str(TINY), "--run.output_dir", str(output_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return output_dir, output_dir / "tiny-test", result
+
+
+def test_a_run_writes_its_folder(tiny_run):
+    _, folder, result = tiny_run
+    names = {p.name for p in folder.iterdir()}
+    assert names >= {"config.toml", "state.json", "timings.json", "metrics.jsonl",
+                     "eval_before.jsonl", "eval_after.jsonl", "checkpoints", "plots", "report.md"}
+    config = tomllib.loads((folder / "config.toml").read_text())
+    assert config["trainer"]["max_steps"] == 2 and config["model"]["name"] == "tiny"
+    steps = [e for e in lines(folder / "metrics.jsonl") if "reward" in e]
+    assert [e["step"] for e in steps] == [1, 2]
+    assert all("timing/generation_s" in e and "kl" in e for e in steps)
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["checkpoint-1",
+                                                                         "checkpoint-2"]
+    for name in ("eval_before.jsonl", "eval_after.jsonl"):
+        rows = lines(folder / name)
+        assert len(rows) == 8
+        assert {r["metric"] for r in rows} == {"correct_answer"}
+        assert all(r["question"].startswith("What is") and r["completion_tokens"] for r in rows)
+    state = json.loads((folder / "state.json").read_text())
+    assert set(state["stages"]) == {"eval_before", "train", "eval_after"}
+    assert state["stages"]["eval_after"]["global_step"] == 2
+    timings = json.loads((folder / "timings.json").read_text())
+    assert set(timings) >= {"setup_s", "model_load_s", "eval_before_s", "train_s",
+                            "eval_after_s", "total_s"}
+    assert timings["total_s"] >= timings["train_s"] + timings["eval_before_s"] > 0
+    # the summary at the end
+    assert "before training" in result.stdout and "after training" in result.stdout
+    assert "change (paired)" in result.stdout and "where the time went" in result.stdout
+    assert "step 2/2" in result.stderr  # the progress lines off a terminal
+
+
+def test_the_report_has_numbers_and_valid_plots(tiny_run):
+    from matplotlib.image import imread
+
+    _, folder, _ = tiny_run
+    report = (folder / "report.md").read_text()
+    assert "Command: `vf-train " in report and str(TINY) in report
+    before = lines(folder / "eval_before.jsonl")
+    accuracy = sum(r["score"] for r in before) / len(before)
+    assert f"| before training | {100 * accuracy:.1f}% | [" in report
+    assert "| after training |" in report and "| change (paired) |" in report
+    assert "**Verdict:**" in report and "exact McNemar test p =" in report
+    assert "| training: generation (rollouts, scoring) |" in report
+    assert "| training: optimisation and the rest |" in report
+    pngs = sorted(p.name for p in (folder / "plots").glob("*.png"))
+    assert pngs == ["completion_length.png", "kl.png", "reward.png", "reward_functions.png"]
+    for name in pngs:
+        assert f"(plots/{name})" in report
+        image = imread(folder / "plots" / name)
+        assert image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_run, tmp_path):
+    _, folder, _ = tiny_run
+    copy = tmp_path / "tiny-test"
+    shutil.copytree(folder, copy)
+    # the state an interruption during step 2 leaves: checkpoint-1, steps logged up to 2
+    shutil.rmtree(copy / "checkpoints" / "checkpoint-2")
+    state = json.loads((copy / "state.json").read_text())
+    for stage in ("train", "eval_after"):
+        state["stages"].pop(stage)
+    (copy / "state.json").write_text(json.dumps(state))
+    (copy / "eval_after.jsonl").unlink()
+
+    result = vf_train(str(TINY), "--run.output_dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "already done: eval_before" in result.stderr
+    assert "resuming training from checkpoint-1" in result.stderr
+    assert "step 2/2" in result.stderr and "step 1/2" not in result.stderr
+    assert [e["step"] for e in lines(copy / "metrics.jsonl") if "reward" in e] == [1, 2]
+    assert len(lines(copy / "eval_after.jsonl")) == 8
+
+
+def test_rerunning_continues_and_never_redoes_finished_stages(tiny_run):
+    output_dir, folder, _ = tiny_run
+    before = (folder / "eval_before.jsonl").read_text()
+
+    again = vf_train(str(TINY), "--run.output_dir", str(output_dir))
+    assert again.returncode == 0, again.stderr
+    assert "already done: eval_before, train, eval_after" in again.stderr
+    assert "loading tiny" not in again.stderr  # nothing to do: the model is not even loaded
+
+    longer = vf_train(str(TINY), "--run.output_dir", str(output_dir), "--trainer.max_steps", "3")
+    assert longer.returncode == 0, longer.stderr
+    assert "already done: eval_before" in longer.stderr
+    assert "resuming training from checkpoint-2" in longer.stderr
+    assert "step 3/3" in longer.stderr and "step 2/3" not in longer.stderr
+    assert (folder / "eval_before.jsonl").read_text() == before
+    state = json.loads((folder / "state.json").read_text())
+    assert state["stages"]["train"]["global_step"] == 3
+    assert state["stages"]["eval_after"]["global_step"] == 3  # the new model was evaluated
+    assert len(state["commands"]) == 3
+    assert [e["step"] for e in lines(folder / "metrics.jsonl") if "reward" in e] == [1, 2, 3]
+    assert "Continued with: `vf-train" in (folder / "report.md").read_text()
+
+    changed = vf_train(str(TINY), "--run.output_dir", str(output_dir), "--trainer.beta", "0.5")
+    assert changed.returncode == 2
+    assert "trainer.beta: 0.01 in the run, 0.5 now" in changed.stderr
+    assert "--run.overwrite true" in changed.stderr
