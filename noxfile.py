@@ -4,7 +4,8 @@
     nox -s test_envs    each environment package alone with the core, in its own venv
     nox -s lint         ruff, and mypy on the core
     nox -s bench        the benchmarks, one table
-    nox -s demo         the main job (see README.md)
+    nox -s demo         the main job: vf-train configs/smollm2-arithmetic.toml (see README.md)
+    nox -s demo_eval    evaluation only: vf-eval on vf-wordle against its reference solver
 
 Set up once per machine; venvs are reused between runs (``-R`` skips reinstalling).
 """
@@ -100,7 +101,22 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job (see README.md)."""
+    """The main job: vf-train configs/smollm2-arithmetic.toml (see README.md).
+
+    Evaluates SmolLM2-135M-Instruct on held-out arithmetic, trains it with GRPO + LoRA,
+    evaluates again and writes the report under outputs/runs/. Arguments after -- go to
+    vf-train, e.g. ``nox -s demo -- --trainer.max_steps 3``."""
+    install_core(session)
+    install_environments(session, ["vf_math_python"])
+    install_trainer(session, extras="gguf")  # in-process generation: no vLLM to install
+    session.run("vf-train", "configs/smollm2-arithmetic.toml", *session.posargs, env=_env())
+
+
+@nox.session
+def demo_eval(session: nox.Session) -> None:
+    """Evaluation only: vf-eval on vf-wordle against its reference solver (examples/demo.py).
+
+    The solver is served offline on 127.0.0.1; ``-- --model NAME`` evaluates a model instead."""
     install_core(session)
     install_environments(session, ENVIRONMENTS)
     session.run("python", "examples/demo.py", *session.posargs, env=_env())

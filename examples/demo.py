@@ -1,4 +1,5 @@
-"""The main job, end to end, on any machine: evaluate a policy on an environment.
+"""The evaluation demo (``nox -s demo_eval``), end to end, on any machine: evaluate a
+policy on an environment.
 
 Without arguments, the policy is the Wordle reference solver (an entropy-greedy algorithm)
 served by a local OpenAI-compatible server on 127.0.0.1, so the whole path runs offline:
