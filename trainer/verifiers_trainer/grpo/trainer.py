@@ -20,6 +20,7 @@ from ``transformers.Trainer``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -46,6 +47,7 @@ from verifiers_trainer.grpo.batching import (
 )
 from verifiers_trainer.grpo.config import GRPOConfig
 from verifiers_trainer.grpo.math import grpo_loss, sampler_correction, selective_log_softmax
+from verifiers_trainer.grpo.sharding import check_launch, full_weights, prepare_reference
 
 logger = logging.getLogger(__name__)
 
@@ -149,11 +151,13 @@ class GRPOTrainer(Trainer):
         self.model_accepts_loss_kwargs = False  # the Trainer divides by the accumulation steps
         args.validate_batch(self.accelerator.num_processes)
         if self.ref_model is not None:
-            self.ref_model = self.accelerator.prepare_model(self.ref_model, evaluation_mode=True)
+            self.ref_model = prepare_reference(self.accelerator, self.ref_model)
 
         # -- setup: generation backend -------------------------------------------------------
         self._vllm = None
         self._client = client
+        self._in_process = client is None and args.generation_backend == "engine"
+        check_launch(self.accelerator, self._in_process, args.ds3_gather_for_generation)
         if self._client is None:
             if args.generation_backend == "vllm":
                 from verifiers_trainer.inference.vllm_client import VLLMClient
@@ -225,8 +229,8 @@ class GRPOTrainer(Trainer):
         """Push the policy's weights to vf-vllm once per optimizer step (LoRA merged)."""
         if self._vllm is None or self._synced_step == self.state.global_step:
             return
-        model = self.accelerator.unwrap_model(self.model)
-        seconds = self._vllm.update_weights(_merged_named_weights(model))
+        with self._whole_policy() as model:  # ZeRO-3 / FSDP: gathered by every process
+            seconds = self._vllm.update_weights(_merged_named_weights(model))
         self._vllm.reset_prefix_cache()
         self._pending_metrics["timing/weight_sync_s"].append(seconds)
         self._synced_step = self.state.global_step
@@ -298,7 +302,8 @@ class GRPOTrainer(Trainer):
             was_training = self.model.training
             self.model.eval()
             try:
-                results, generation_s = asyncio.run(self._rollouts(rows))
+                with self._generation_weights():
+                    results, generation_s = asyncio.run(self._rollouts(rows))
             finally:
                 self.model.train(was_training)
 
@@ -325,6 +330,15 @@ class GRPOTrainer(Trainer):
         preview = [{"prompt": results["prompts"][i], "completion": results["completions"][i],
                     "reward": results["rewards"][i]} for i in kept[: args.num_completions_to_print]]
         return GenerationBatch(samples, results["rewards"], metrics, preview)
+
+    def _whole_policy(self) -> Any:
+        """The bare policy with whole weights (a no-op unless ZeRO-3 / FSDP shard them)."""
+        plugin = getattr(self.accelerator.state, "fsdp_plugin", None)
+        return full_weights(self.model_wrapped, getattr(plugin, "reshard_after_forward", True))
+
+    def _generation_weights(self) -> Any:
+        """Whole weights while the in-process engine generates (see ``grpo/sharding.py``)."""
+        return self._whole_policy() if self._in_process else contextlib.nullcontext()
 
     def _round_metrics(self, results: Any, failed: list[bool], dropped: int, seconds: float) -> dict[str, float]:
         ok = [i for i, f in enumerate(failed) if not f]
@@ -374,15 +388,24 @@ class GRPOTrainer(Trainer):
         self._buffer = [collate(m, pad, args.max_completion_length) if m else {} for m in micro]
         need_old = args.num_iterations > 1
         for batch in self._buffer:
-            if not batch:
-                continue
             with torch.no_grad():
+                if not batch:  # nothing to score, but the forwards the other processes run
+                    for needed, model in ((need_old, self.model), (args.beta > 0, self.ref_model)):
+                        if needed:
+                            self._idle_forward(model if model is not None else self.model)
+                    continue
                 if need_old:
                     batch["old_logps"] = self._policy_logps(self.model, batch).cpu()
                 if args.beta > 0:
                     batch["ref_logps"] = self._reference_logps(batch).cpu()
         for hook in self.round_hooks:
             hook(self)
+
+    def _idle_forward(self, model: Any) -> torch.Tensor:
+        """A one-token forward for a process with nothing to compute: under ZeRO-3 and FSDP
+        every forward gathers weights with all processes, so each must run as many."""
+        token = torch.full((1, 1), self.processing_class.pad_token_id, device=self.accelerator.device)
+        return model(input_ids=token, use_cache=False).logits.float().sum()
 
     def _reference_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.ref_model is not None:
@@ -406,8 +429,8 @@ class GRPOTrainer(Trainer):
                      num_items_in_batch: Any = None) -> torch.Tensor:
         if return_outputs:
             raise ValueError("GRPOTrainer.compute_loss does not return outputs.")
-        if not inputs:  # an empty micro-batch (every group failed): no gradient, no update
-            return sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
+        if not inputs:  # an empty micro-batch (every group failed): a zero loss, through the
+            return self._idle_forward(model) * 0.0  # forward and backward the others run
         args = self.args
         device = self.accelerator.device
         mask = inputs["completion_mask"].to(device)
@@ -511,9 +534,11 @@ class GRPOTrainer(Trainer):
         was_training = self.model.training
         self.model.eval()
         try:
-            results = asyncio.run(self.env.a_evaluate(
-                self._client, self._model_name, num_examples=self.args.eval_num_examples,
-                sampling_args=sampling, max_concurrent=self.args.max_concurrent, progress=False))
+            with self._generation_weights():
+                results = asyncio.run(self.env.a_evaluate(
+                    self._client, self._model_name, num_examples=self.args.eval_num_examples,
+                    sampling_args=sampling, max_concurrent=self.args.max_concurrent,
+                    progress=False))
         finally:
             self.model.train(was_training)
         summary = results.summary()
