@@ -23,6 +23,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from transformers import TrainingArguments
 
 from verifiers_trainer.grpo.math import IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, SCALE_REWARDS
+from verifiers_trainer.grpo.schedules import check_schedule
+from verifiers_trainer.teacher.templates import (
+    STUDENT_BASELINE_TEMPLATE,
+    STUDENT_DIAGNOSTIC_TEMPLATE,
+    STUDENT_WITH_TEACHING_TEMPLATE,
+    TEACHER_ADAPTIVE_TEMPLATE,
+    TEMPLATE_FIELDS,
+    check_template,
+)
 
 if TYPE_CHECKING:
     from peft import LoraConfig
@@ -275,6 +284,24 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
                   "off lets models larger than one GPU train, generating more slowly."},
     )
 
+    # -- curriculum and reward phases (progress in epochs over the training set) --
+    difficulty_schedule: list[Any] | None = field(
+        default=None,
+        metadata={"help": "Train on the rows whose difficulty_column equals the scheduled value: "
+                  "[(until_epoch, value), ...], e.g. [(1.0, 'easy'), (2.0, 'medium')]; the last "
+                  "value holds after the final threshold. None draws from every row."},
+    )
+    difficulty_column: str = field(
+        default="difficulty",
+        metadata={"help": "Dataset column (or info key) that difficulty_schedule filters on."},
+    )
+    reward_weights_schedule: list[Any] | None = field(
+        default=None,
+        metadata={"help": "Reward weights by phase: [(until_epoch, [w1, w2, ...]), ...], one weight "
+                  "per rubric of a RubricGroup, else per reward function; applied at the start "
+                  "of each generation round. None keeps the environment's weights."},
+    )
+
     # -- evaluation through the environment --
     eval_temperature: float = field(
         default=0.0,
@@ -295,6 +322,50 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
         default=None,
         metadata={"help": "Completions printed when log_completions is on; >= 1, or None "
                   "for all."},
+    )
+
+    # -- adaptive teaching (TeacherGRPOTrainer; other trainers ignore these) --
+    max_probe_tokens: int = field(
+        default=50,
+        metadata={"help": "Teaching: tokens of the student's diagnostic probe; >= 1."},
+    )
+    student_diagnostic_template: str = field(
+        default=STUDENT_DIAGNOSTIC_TEMPLATE,
+        metadata={"help": "Teaching: the student's probe prompt (one user message); must "
+                  "contain {question}."},
+    )
+    teacher_adaptive_template: str = field(
+        default=TEACHER_ADAPTIVE_TEMPLATE,
+        metadata={"help": "Teaching: the teacher's prompt; must contain {question} and "
+                  "{approach} (the student's probe)."},
+    )
+    student_with_teaching_template: str = field(
+        default=STUDENT_WITH_TEACHING_TEMPLATE,
+        metadata={"help": "Teaching: the student's prompt given a teaching; must contain "
+                  "{question} and {teaching}."},
+    )
+    student_baseline_template: str = field(
+        default=STUDENT_BASELINE_TEMPLATE,
+        metadata={"help": "Teaching: the student's prompt without teaching; must contain "
+                  "{question}."},
+    )
+    student_max_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Teaching: tokens of each student solution; >= 1, or None for "
+                  "max_completion_length."},
+    )
+    student_temperature: float = field(
+        default=0.0,
+        metadata={"help": "Teaching: the student's sampling temperature; >= 0 (0: greedy, "
+                  "so its answers depend only on the teaching)."},
+    )
+    student_vllm_server_host: str = field(
+        default="127.0.0.1", metadata={"help": "Teaching: host of the student's vf-vllm server."}
+    )
+    student_vllm_server_port: int | None = field(
+        default=None,
+        metadata={"help": "Teaching: port of a vf-vllm server serving the student, in [1, "
+                  "65535]; None generates with the student in process."},
     )
 
     def __post_init__(self) -> None:
@@ -386,6 +457,17 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
         choice("importance_sampling_level", IMPORTANCE_SAMPLING_LEVELS)
         at_least("sampler_correction_cap", 1, none_ok=True)
         choice("generation_backend", GENERATION_BACKENDS)
+        try:
+            if self.difficulty_schedule is not None:
+                check_schedule("difficulty_schedule", self.difficulty_schedule)
+            if self.reward_weights_schedule is not None:
+                for _, weights in check_schedule("reward_weights_schedule", self.reward_weights_schedule):
+                    if isinstance(weights, (str, bytes)) or not isinstance(weights, (list, tuple)) or \
+                            not all(isinstance(w, (int, float)) for w in weights):
+                        raise ValueError("reward_weights_schedule: each value must be a list of "
+                                         f"numbers (one weight per reward); got {weights!r}.")
+        except ValueError as exc:
+            _fail(str(exc))
         if not 1 <= self.vllm_server_port <= 65535:
             _fail(f"vllm_server_port must be in [1, 65535]; got {self.vllm_server_port!r}.")
         if not self.vllm_server_timeout > 0:
@@ -401,6 +483,14 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
         if self.eval_num_examples != -1 and self.eval_num_examples < 1:
             _fail(f"eval_num_examples must be >= 1, or -1 for all; got {self.eval_num_examples!r}.")
         at_least("num_completions_to_print", 1, none_ok=True)
+        at_least("max_probe_tokens", 1)
+        for name in TEMPLATE_FIELDS:
+            check_template(name, getattr(self, name))
+        at_least("student_max_tokens", 1, none_ok=True)
+        at_least("student_temperature", 0)
+        port = self.student_vllm_server_port
+        if port is not None and not 1 <= port <= 65535:
+            _fail(f"student_vllm_server_port must be in [1, 65535], or None; got {port!r}.")
         if self.importance_sampling_level == "sequence" and self.loss_type != "grpo":
             warnings.warn(
                 f"importance_sampling_level='sequence' with loss_type={self.loss_type!r} sums "
