@@ -11,10 +11,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "AdaptiveTeachingReward": "verifiers_trainer.teacher.reward",
     "GRPOConfig": "verifiers_trainer.grpo.config",
     "GRPOTrainer": "verifiers_trainer.grpo.trainer",
     "grpo_defaults": "verifiers_trainer.grpo.config",
     "lora_defaults": "verifiers_trainer.grpo.config",
+    "TeacherGRPOTrainer": "verifiers_trainer.teacher.trainer",
     "InProcessEngine": "verifiers_trainer.inference.engine",
     "VLLMClient": "verifiers_trainer.inference.vllm_client",
     "VLLMServer": "verifiers_trainer.inference.vllm_launcher",
