@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from transformers import TrainingArguments
 
 from verifiers_trainer.grpo.math import IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, SCALE_REWARDS
+from verifiers_trainer.grpo.schedules import check_schedule
 from verifiers_trainer.teacher.templates import (
     STUDENT_BASELINE_TEMPLATE,
     STUDENT_DIAGNOSTIC_TEMPLATE,
@@ -283,6 +284,24 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
                   "off lets models larger than one GPU train, generating more slowly."},
     )
 
+    # -- curriculum and reward phases (progress in epochs over the training set) --
+    difficulty_schedule: list[Any] | None = field(
+        default=None,
+        metadata={"help": "Train on the rows whose difficulty_column equals the scheduled value: "
+                  "[(until_epoch, value), ...], e.g. [(1.0, 'easy'), (2.0, 'medium')]; the last "
+                  "value holds after the final threshold. None draws from every row."},
+    )
+    difficulty_column: str = field(
+        default="difficulty",
+        metadata={"help": "Dataset column (or info key) that difficulty_schedule filters on."},
+    )
+    reward_weights_schedule: list[Any] | None = field(
+        default=None,
+        metadata={"help": "Reward weights by phase: [(until_epoch, [w1, w2, ...]), ...], one weight "
+                  "per rubric of a RubricGroup, else per reward function; applied at the start "
+                  "of each generation round. None keeps the environment's weights."},
+    )
+
     # -- evaluation through the environment --
     eval_temperature: float = field(
         default=0.0,
@@ -438,6 +457,17 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
         choice("importance_sampling_level", IMPORTANCE_SAMPLING_LEVELS)
         at_least("sampler_correction_cap", 1, none_ok=True)
         choice("generation_backend", GENERATION_BACKENDS)
+        try:
+            if self.difficulty_schedule is not None:
+                check_schedule("difficulty_schedule", self.difficulty_schedule)
+            if self.reward_weights_schedule is not None:
+                for _, weights in check_schedule("reward_weights_schedule", self.reward_weights_schedule):
+                    if isinstance(weights, (str, bytes)) or not isinstance(weights, (list, tuple)) or \
+                            not all(isinstance(w, (int, float)) for w in weights):
+                        raise ValueError("reward_weights_schedule: each value must be a list of "
+                                         f"numbers (one weight per reward); got {weights!r}.")
+        except ValueError as exc:
+            _fail(str(exc))
         if not 1 <= self.vllm_server_port <= 65535:
             _fail(f"vllm_server_port must be in [1, 65535]; got {self.vllm_server_port!r}.")
         if not self.vllm_server_timeout > 0:

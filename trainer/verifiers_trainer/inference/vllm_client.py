@@ -94,6 +94,17 @@ class VLLMClient:
     def reset_prefix_cache(self) -> None:
         self._request("POST", "reset_prefix_cache")
 
+    def pause(self, mode: str = "keep") -> None:
+        """Stop scheduling generation: ``"keep"`` freezes running requests where they are (they
+        continue after :meth:`resume`, e.g. with new weights), ``"wait"`` lets them finish,
+        ``"abort"`` ends them."""
+        if mode not in ("keep", "wait", "abort"):
+            raise ValueError(f"pause mode must be 'keep', 'wait' or 'abort'; got {mode!r}.")
+        self._request("POST", f"pause?mode={mode}")
+
+    def resume(self) -> None:
+        self._request("POST", "resume")
+
     # -- weights ----------------------------------------------------------------------------
     def init_weight_transfer(
         self, backend: str | None = None, model: Any = None, **options: Any
