@@ -141,7 +141,7 @@ def test_grpo_settings(tmp_path):
     needs_trainer()
     out = run_example("grpo_settings.py", "--tiny", cwd=tmp_path)
     assert "  num_batches_ahead = 1" in out and "  repetition_penalty = 1.1" in out
-    assert "accepted, not used yet: sync_ref_model" in out
+    assert "  sync_ref_model = True" in out
     assert [s[0] for s in numbers(r"step (\d): reward", out)] == [1, 2]
     assert re.search(r"eval_reward before [-\d.]+, after [-\d.]+", out)
 
