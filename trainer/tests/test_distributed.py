@@ -91,11 +91,13 @@ def test_deepspeed_zero2_with_reference_model(tiny_model_path, tmp_path):
 @needs_deepspeed
 def test_deepspeed_zero3_shards_parameters_and_generates_in_process(tiny_model_path, tmp_path):
     """ZeRO-3: parameters sharded too; the in-process engine generates on the whole weights
-    gathered once per round, the reference model is sharded in its own engine."""
+    gathered once per round, the reference model is sharded in its own engine. GRPOConfig
+    comes first, so the model loads already sharded (zero3_init_flag) and the reference is
+    loaded again from its folder."""
     ranks = _accelerate("zero3.yaml", tmp_path, tiny_model_path, "--beta", "0.04",
-                        "--num-iterations", "2", "--gradient-checkpointing")
+                        "--num-iterations", "2", "--gradient-checkpointing", "--config-first")
     _assert_trained_together(ranks, tiny_model_path)
-    assert {r["sharding"] for r in ranks} == {"zero3"}
+    assert {r["sharding"] for r in ranks} == {r["loaded_sharded"] for r in ranks} == {"zero3"}
     for r in ranks:
         assert r["local_numel"] < 0.6 * r["whole_numel"]  # each holds about half
         assert len(r["rewards"]) == 2

@@ -3,7 +3,12 @@ Sharded runs (ZeRO-3, FSDP 2) are in test_distributed.py."""
 
 import pytest
 
-from verifiers_trainer.grpo.sharding import full_weights, launch_problem, sharding_of
+from verifiers_trainer.grpo.sharding import (
+    full_weights,
+    launch_problem,
+    reference_copy,
+    sharding_of,
+)
 
 
 def test_zero3_without_gathering_cannot_generate_in_process():
@@ -29,3 +34,16 @@ def test_whole_model_passes_through(tiny):
     assert sharding_of(model) is None
     with full_weights(model) as policy:
         assert policy is model
+
+
+def test_reference_copy_is_a_frozen_copy(tiny):
+    import torch
+
+    model, _ = tiny
+    model.train()
+    reference = reference_copy(model)
+    assert reference is not model and not reference.training
+    assert not any(p.requires_grad for p in reference.parameters())
+    assert all(p.requires_grad for p in model.parameters())
+    for (name, p), (ref_name, q) in zip(model.named_parameters(), reference.named_parameters(), strict=True):
+        assert name == ref_name and torch.equal(p, q) and p.data_ptr() != q.data_ptr()

@@ -44,12 +44,14 @@ def main() -> None:
     parser.add_argument("--num-iterations", type=int, default=1)
     parser.add_argument("--lora", action="store_true")
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--config-first", action="store_true",
+                        help="build GRPOConfig before loading the model (under ZeRO-3 with "
+                             "zero3_init_flag the model then loads already sharded)")
     parser.add_argument("--fail-on-rank", type=int, default=None,
                         help="every reward on this rank raises: its micro-batches are empty")
     options = parser.parse_args()
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(options.model, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(options.model)
     targets = set(range(3, len(tokenizer), 10))
 
@@ -61,6 +63,8 @@ def main() -> None:
 
     env = vf.SingleTurnEnv(dataset=[{"question": f"def t{i}():"} for i in range(32)],
                            rubric=vf.Rubric(funcs=[share]))
+    if not options.config_first:
+        model = AutoModelForCausalLM.from_pretrained(options.model, dtype=torch.float32)
     args = GRPOConfig(
         output_dir=options.out, per_device_train_batch_size=8, num_generations=4,
         gradient_accumulation_steps=1, max_completion_length=8, learning_rate=3e-3,
@@ -71,10 +75,14 @@ def main() -> None:
         # the accelerate config's mixed precision (DeepSpeed refuses a mismatch)
         bf16=os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16",
     )
+    if options.config_first:
+        model = AutoModelForCausalLM.from_pretrained(options.model, dtype=torch.float32)
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=env, args=args,
                           peft_config=lora_defaults() if options.lora else None)
-    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()
-              if p.requires_grad}
+    with full_weights(trainer.model_wrapped) as policy:
+        before = {name: p.detach().clone() for name, p in policy.named_parameters()
+                  if p.requires_grad}
+        loaded_sharded = sharding_of(trainer.model_wrapped)
     times = StepTimes()
     trainer.add_callback(times)
     start = time.perf_counter()
@@ -95,6 +103,7 @@ def main() -> None:
         "world": trainer.accelerator.num_processes,
         "distributed_type": trainer.accelerator.distributed_type.value,
         "sharding": sharding_of(trainer.model_wrapped),
+        "loaded_sharded": loaded_sharded,
         "local_numel": local,
         "whole_numel": whole,
         "checksum": checksum,

@@ -21,6 +21,7 @@ gathers, and the training processes never hold a whole copy for long.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -90,6 +91,28 @@ def full_weights(model: Any, reshard_after_forward: bool = True) -> Iterator[Any
         from accelerate.utils import extract_model_from_parallel
 
         yield extract_model_from_parallel(model)
+
+
+def reference_copy(model: Any) -> Any:
+    """A frozen copy of the policy, the KL reference. A model built under
+    ``deepspeed.zero.Init`` (ZeRO-3 with ``zero3_init_flag: true``, when the model is loaded
+    after ``GRPOConfig`` is created) holds only its shards and cannot be copied in memory: the
+    reference is loaded again, sharded the same way, from the folder the policy came from."""
+    if sharding_of(model) != ZERO3:
+        reference = copy.deepcopy(model)
+    else:
+        source = getattr(model.config, "_name_or_path", "")
+        if not source:
+            raise ValueError(
+                "The policy was built sharded (deepspeed.zero.Init: ZeRO-3 with "
+                "zero3_init_flag) and not loaded from a folder, so the KL reference model "
+                "cannot be copied from it. Save the model and load it with from_pretrained, "
+                "build it before creating GRPOConfig, or set beta=0."
+            )
+        reference = type(model).from_pretrained(source, dtype=model.dtype)
+    for parameter in reference.parameters():
+        parameter.requires_grad_(False)
+    return reference.eval()
 
 
 def prepare_reference(accelerator: Any, model: Any) -> Any:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import os
@@ -47,7 +46,12 @@ from verifiers_trainer.grpo.batching import (
 )
 from verifiers_trainer.grpo.config import GRPOConfig
 from verifiers_trainer.grpo.math import grpo_loss, sampler_correction, selective_log_softmax
-from verifiers_trainer.grpo.sharding import check_launch, full_weights, prepare_reference
+from verifiers_trainer.grpo.sharding import (
+    check_launch,
+    full_weights,
+    prepare_reference,
+    reference_copy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +140,7 @@ class GRPOTrainer(Trainer):
             model.config.use_cache = False
         self.ref_model = None
         if args.beta > 0 and peft_config is None:
-            self.ref_model = copy.deepcopy(model).eval()
-            for parameter in self.ref_model.parameters():
-                parameter.requires_grad_(False)
+            self.ref_model = reference_copy(model)
 
         rounds = max(1, args.max_steps) * args.gradient_accumulation_steps * args.per_device_train_batch_size
         if args.max_steps <= 0:
@@ -390,9 +392,10 @@ class GRPOTrainer(Trainer):
         for batch in self._buffer:
             with torch.no_grad():
                 if not batch:  # nothing to score, but the forwards the other processes run
-                    for needed, model in ((need_old, self.model), (args.beta > 0, self.ref_model)):
-                        if needed:
-                            self._idle_forward(model if model is not None else self.model)
+                    if need_old:
+                        self._policy_logps(self.model, self._idle_batch())
+                    if args.beta > 0:
+                        self._reference_logps(self._idle_batch())
                     continue
                 if need_old:
                     batch["old_logps"] = self._policy_logps(self.model, batch).cpu()
@@ -401,11 +404,12 @@ class GRPOTrainer(Trainer):
         for hook in self.round_hooks:
             hook(self)
 
-    def _idle_forward(self, model: Any) -> torch.Tensor:
-        """A one-token forward for a process with nothing to compute: under ZeRO-3 and FSDP
-        every forward gathers weights with all processes, so each must run as many."""
-        token = torch.full((1, 1), self.processing_class.pad_token_id, device=self.accelerator.device)
-        return model(input_ids=token, use_cache=False).logits.float().sum()
+    def _idle_batch(self) -> dict[str, torch.Tensor]:
+        """A one-token batch for a process with nothing to compute. Under ZeRO-3 and FSDP
+        every forward gathers the weights it uses with all processes, so each process must
+        run the same forwards (the same code path: LoRA's disabled adapter included)."""
+        pad = self.processing_class.pad_token_id
+        return collate([Sample([pad], [pad], [0], None, 0.0, 0.0)], pad)
 
     def _reference_logps(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.ref_model is not None:
@@ -430,7 +434,7 @@ class GRPOTrainer(Trainer):
         if return_outputs:
             raise ValueError("GRPOTrainer.compute_loss does not return outputs.")
         if not inputs:  # an empty micro-batch (every group failed): a zero loss, through the
-            return self._idle_forward(model) * 0.0  # forward and backward the others run
+            return self._policy_logps(model, self._idle_batch()).sum() * 0.0  # others' forward
         args = self.args
         device = self.accelerator.device
         mask = inputs["completion_mask"].to(device)

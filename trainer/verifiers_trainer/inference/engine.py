@@ -908,8 +908,8 @@ def _vocab_size(model: Any, tokenizer: Any) -> int:
     """Rows of the output layer (what logits index), else the config's or tokenizer's."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     weight = getattr(head, "weight", None)
-    if weight is not None:
-        return int(weight.shape[0])
+    if weight is not None:  # ZeRO-3 keeps the whole shape of a sharded weight in ds_shape
+        return int(getattr(weight, "ds_shape", weight.shape)[0])
     return int(getattr(getattr(model, "config", None), "vocab_size", None) or len(tokenizer))
 
 
