@@ -8,6 +8,7 @@ from verifiers_trainer.grpo.sharding import (
     launch_problem,
     reference_copy,
     sharding_of,
+    writable_weights,
 )
 
 
@@ -47,3 +48,14 @@ def test_reference_copy_is_a_frozen_copy(tiny):
     assert all(p.requires_grad for p in model.parameters())
     for (name, p), (ref_name, q) in zip(model.named_parameters(), reference.named_parameters(), strict=True):
         assert name == ref_name and torch.equal(p, q) and p.data_ptr() != q.data_ptr()
+
+
+def test_writable_weights_of_a_whole_model_keep_changes(tiny):
+    import torch
+
+    model, _ = tiny
+    with writable_weights(model) as module:
+        assert module is model
+        with torch.no_grad():
+            module.model.norm.weight.fill_(2.0)
+    assert torch.all(model.model.norm.weight == 2.0)

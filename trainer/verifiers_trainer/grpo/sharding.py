@@ -93,6 +93,24 @@ def full_weights(model: Any, reshard_after_forward: bool = True) -> Iterator[Any
         yield extract_model_from_parallel(model)
 
 
+@contextlib.contextmanager
+def writable_weights(model: Any) -> Iterator[Any]:
+    """The bare module of ``model`` with whole weights whose changes are kept (the reference
+    model's, for ``sync_ref_model``). Under ZeRO-3 every process must enter together and
+    make the same changes: the first process's values are written back into every shard on
+    exit. (Under FSDP the reference model is not sharded.)"""
+    from accelerate.utils import extract_model_from_parallel
+
+    module = extract_model_from_parallel(model)
+    if sharding_of(model) == ZERO3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=0):
+            yield module
+    else:
+        yield module
+
+
 def reference_copy(model: Any) -> Any:
     """A frozen copy of the policy, the KL reference. A model built under
     ``deepspeed.zero.Init`` (ZeRO-3 with ``zero3_init_flag: true``, when the model is loaded
