@@ -44,13 +44,16 @@ from verifiers_trainer.grpo.batching import (
     group_rewards,
     split,
 )
+from verifiers_trainer.grpo.completions_log import log_completions
 from verifiers_trainer.grpo.config import GRPOConfig
 from verifiers_trainer.grpo.math import grpo_loss, sampler_correction, selective_log_softmax
+from verifiers_trainer.grpo.schedules import check_schedule, set_reward_weights, value_at
 from verifiers_trainer.grpo.sharding import (
     check_launch,
     full_weights,
     prepare_reference,
     reference_copy,
+    writable_weights,
 )
 
 logger = logging.getLogger(__name__)
@@ -139,6 +142,11 @@ class GRPOTrainer(Trainer):
         if args.gradient_checkpointing:
             model.config.use_cache = False
         self.ref_model = None
+        if args.sync_ref_model and (args.beta == 0 or peft_config is not None):
+            raise ValueError(
+                "sync_ref_model moves a separate reference model toward the policy, so it needs "
+                "beta > 0 and full fine-tuning (under LoRA the reference is the adapter-disabled "
+                "base model). Turn sync_ref_model off, or set beta > 0 and drop peft_config.")
         if args.beta > 0 and peft_config is None:
             self.ref_model = reference_copy(model)
 
@@ -188,10 +196,56 @@ class GRPOTrainer(Trainer):
         self._round_number = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight: list[tuple[Any, dict[str, Any]]] = []
-        if args.num_batches_ahead > 1:
-            logger.warning("num_batches_ahead=%d: one round is generated ahead (values above 1 "
-                           "are treated as 1).", args.num_batches_ahead)
         self.round_hooks: list[Callable[[GRPOTrainer], None]] = []
+        self._rows_by_difficulty: dict[Any, list[dict[str, Any]]] = {}
+        self._ref_synced_step = 0
+
+    # =====================================================================================
+    # hooks: which rows a round trains on (curriculum), reward weights by phase
+    # =====================================================================================
+    @property
+    def prompts_per_round(self) -> int:
+        """Prompts each process draws per generation round (each gets num_generations rollouts)."""
+        args = self.args
+        return args.per_device_train_batch_size * args.gradient_accumulation_steps // args.num_generations
+
+    @property
+    def num_steps_per_epoch(self) -> int:
+        """Optimizer steps per pass over the training set (all processes together)."""
+        rounds = len(self.env.get_dataset()) / (self.prompts_per_round * self.accelerator.num_processes)
+        return max(1, int(rounds * self.args.num_iterations))
+
+    def get_batch(self, epoch: int, step: int) -> list[dict[str, Any]]:
+        """The rows of the next round (``prompts_per_round`` of them) at ``epoch`` and ``step``
+        within it. Default: the next rows of a seeded shuffle of the training set, reshuffled
+        every epoch; with ``difficulty_schedule``, rows of the scheduled difficulty. Override
+        to choose rows another way (return ``self.sample_batch(rows)`` for a random draw)."""
+        schedule = self.args.difficulty_schedule
+        if not schedule:
+            return self._next_prompts(self.prompts_per_round)
+        value = value_at(check_schedule("difficulty_schedule", schedule), epoch + step / self.num_steps_per_epoch)
+        if value not in self._rows_by_difficulty:
+            column = self.args.difficulty_column
+            rows = [row for row in self.env.get_dataset()
+                    if (row.get(column) if column in row else (row.get("info") or {}).get(column)) == value]
+            if not rows:
+                raise ValueError(f"difficulty_schedule asks for {column}={value!r}, but no training row "
+                                 f"has it. Check difficulty_column and the dataset's values.")
+            self._rows_by_difficulty[value] = rows
+        return self.sample_batch(self._rows_by_difficulty[value])
+
+    def sample_batch(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``prompts_per_round`` rows drawn at random from ``rows`` (without replacement when
+        there are enough), seeded by the run's seed, the round and the process."""
+        rng = random.Random(f"{self.args.seed}:{self._round_number}:{self.accelerator.process_index}")
+        count = self.prompts_per_round
+        return rng.sample(list(rows), count) if len(rows) >= count else rng.choices(list(rows), k=count)
+
+    def _apply_reward_weights(self, progress: float) -> None:
+        schedule = self.args.reward_weights_schedule
+        if schedule:
+            set_reward_weights(self.env.rubric, value_at(check_schedule("reward_weights_schedule", schedule),
+                                                         progress))
 
     # =====================================================================================
     # 2. generation round
@@ -231,9 +285,17 @@ class GRPOTrainer(Trainer):
         """Push the policy's weights to vf-vllm once per optimizer step (LoRA merged)."""
         if self._vllm is None or self._synced_step == self.state.global_step:
             return
-        with self._whole_policy() as model:  # ZeRO-3 / FSDP: gathered by every process
-            seconds = self._vllm.update_weights(_merged_named_weights(model))
-        self._vllm.reset_prefix_cache()
+        running = any(not future.done() for future, _ in self._in_flight)
+        if running:  # rounds generated further ahead: freeze their requests during the update
+            self._vllm.pause("keep")
+        try:
+            with self._whole_policy() as model:  # ZeRO-3 / FSDP: gathered by every process
+                seconds = self._vllm.update_weights(_merged_named_weights(model))
+        finally:
+            if running:
+                self._vllm.resume()
+        if not running:  # cached prefixes hold the old weights' keys and values
+            self._vllm.reset_prefix_cache()
         self._pending_metrics["timing/weight_sync_s"].append(seconds)
         self._synced_step = self.state.global_step
 
@@ -242,9 +304,15 @@ class GRPOTrainer(Trainer):
         prompt stream stood before drawing them (what a checkpoint records)."""
         group = self.args.num_generations
         before = {"prompt_order": list(self._prompt_order), "prompt_position": self._prompt_position,
-                  "epoch": self._epoch}
-        count = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps // group
-        rows = [row for row in self._next_prompts(count) for _ in range(group)]
+                  "epoch": self._epoch, "round_number": self._round_number}
+        steps_per_epoch = self.num_steps_per_epoch
+        step = self.state.global_step
+        self._apply_reward_weights(step / steps_per_epoch)
+        prompts = self.get_batch(step // steps_per_epoch, step % steps_per_epoch)
+        if len(prompts) != self.prompts_per_round:
+            raise ValueError(f"get_batch returned {len(prompts)} rows; a round needs "
+                             f"{self.prompts_per_round} (see GRPOTrainer.prompts_per_round).")
+        rows = [dict(row) for row in prompts for _ in range(group)]
         self._round_number += 1
         for i, row in enumerate(rows):
             row["rollout_index"] = i % group
@@ -271,21 +339,26 @@ class GRPOTrainer(Trainer):
             self._loop = asyncio.new_event_loop()
             threading.Thread(target=self._loop.run_forever, name="vf-generation", daemon=True).start()
         rows, before = self._round_rows()
+        before["submitted_step"] = self.state.global_step
         future = asyncio.run_coroutine_threadsafe(self._rollouts(rows), self._loop)
         self._in_flight.append((future, before))
 
     def _generate_round(self) -> GenerationBatch:
-        """One round of scored rollouts. Pipelined (``num_batches_ahead`` >= 1 with vf-vllm):
-        the round was generated while the previous step trained, with the weights of one
-        step before (the sampler correction accounts for that), and the next round starts
-        right after the weight push. Otherwise generated now, with the current weights."""
+        """One round of scored rollouts. Pipelined (``num_batches_ahead`` = k >= 1 with
+        vf-vllm): the round was generated while earlier steps trained, with weights up to k
+        steps old (rounds still running when new weights arrive are frozen for the update
+        and finish with the new ones; the sampler correction uses the logprobs they were
+        sampled with), and rounds are queued until k are in flight. Otherwise generated now,
+        with the current weights."""
         args = self.args
         group = args.num_generations
         if self._pipelined():
             if not self._in_flight:
                 self._sync_weights()
                 self._submit()
-            future, _ = self._in_flight.pop(0)
+            future, submitted = self._in_flight.pop(0)
+            self._pending_metrics["async/off_policy_steps"].append(
+                float(self.state.global_step - submitted["submitted_step"]))
             waited = time.perf_counter()
             try:
                 results, generation_s = future.result(timeout=args.async_generation_timeout)
@@ -296,8 +369,9 @@ class GRPOTrainer(Trainer):
                     "the timeout, or lower max_concurrent / the batch size."
                 ) from exc
             self._pending_metrics["timing/generation_wait_s"].append(time.perf_counter() - waited)
-            self._sync_weights()  # nothing is in flight now: the server may change weights
-            self._submit()
+            self._sync_weights()
+            while len(self._in_flight) < args.num_batches_ahead:
+                self._submit()
         else:
             rows, _ = self._round_rows()
             self._sync_weights()
@@ -330,7 +404,9 @@ class GRPOTrainer(Trainer):
         ]
         metrics = self._round_metrics(results, failed, dropped, generation_s)
         preview = [{"prompt": results["prompts"][i], "completion": results["completions"][i],
-                    "reward": results["rewards"][i]} for i in kept[: args.num_completions_to_print]]
+                    "reward": results["rewards"][i],
+                    "metrics": {name: values[i] for name, values in results["metrics"].items()}}
+                   for i in kept[: args.num_completions_to_print]]
         return GenerationBatch(samples, results["rewards"], metrics, preview)
 
     def _whole_policy(self) -> Any:
@@ -380,8 +456,8 @@ class GRPOTrainer(Trainer):
         for key, value in round_.metrics.items():
             self._pending_metrics[key].append(value)
         if args.log_completions and self.accelerator.is_main_process:
-            for item in round_.completions_preview:
-                logger.info("reward %.3f | %s", item["reward"], _text(item["completion"])[:300])
+            log_completions(self.state.global_step, round_.completions_preview, args.output_dir,
+                            args.report_to or ())
         if not round_.samples:
             logger.warning("generation round produced no trainable samples (all groups failed "
                            "or had fewer than two usable rollouts); skipping its updates")
@@ -404,6 +480,14 @@ class GRPOTrainer(Trainer):
         for hook in self.round_hooks:
             hook(self)
 
+    @torch.no_grad()
+    def sync_ref_model(self) -> None:
+        """ref <- alpha * policy + (1 - alpha) * ref (``ref_model_mixup_alpha``; 1 copies)."""
+        alpha = self.args.ref_model_mixup_alpha
+        with self._whole_policy() as policy, writable_weights(self.ref_model) as reference:
+            for ref_param, param in zip(reference.parameters(), policy.parameters(), strict=True):
+                ref_param.mul_(1.0 - alpha).add_(param.detach().to(ref_param.dtype), alpha=alpha)
+
     def _idle_batch(self) -> dict[str, torch.Tensor]:
         """A one-token batch for a process with nothing to compute. Under ZeRO-3 and FSDP
         every forward gathers the weights it uses with all processes, so each process must
@@ -421,6 +505,10 @@ class GRPOTrainer(Trainer):
     def _prepare_inputs(self, inputs: Any) -> dict[str, torch.Tensor]:
         per_round = self.args.gradient_accumulation_steps * self.args.num_iterations
         if self._micro_step % per_round == 0:
+            step = self.state.global_step
+            if self.args.sync_ref_model and step - self._ref_synced_step >= self.args.ref_model_sync_steps:
+                self.sync_ref_model()
+                self._ref_synced_step = step
             self._fill_buffer()
         batch = self._buffer[self._micro_step % self.args.gradient_accumulation_steps]
         self._micro_step += 1
@@ -477,7 +565,7 @@ class GRPOTrainer(Trainer):
         super()._save_checkpoint(model, trial)
         folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
         state = {"prompt_order": self._prompt_order, "prompt_position": self._prompt_position,
-                 "epoch": self._epoch}
+                 "epoch": self._epoch, "round_number": self._round_number}
         if self._in_flight:  # a round generated ahead is not trained on yet: redraw it on resume
             state.update(self._in_flight[0][1])
         state["micro_step"] = self._micro_step
@@ -504,6 +592,7 @@ class GRPOTrainer(Trainer):
                 self._prompt_order = state["prompt_order"]
                 self._prompt_position = state["prompt_position"]
                 self._epoch = state["epoch"]
+                self._round_number = state.get("round_number", 0)
                 per_round = self.args.gradient_accumulation_steps * self.args.num_iterations
                 self._micro_step = state["micro_step"] // per_round * per_round
                 if os.path.isfile(path + ".rng") and hasattr(self._client, "set_rng_state"):
@@ -572,8 +661,3 @@ def _merged_named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
     finally:
         model.unmerge_adapter()
 
-
-def _text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    return " | ".join(str(m.get("content") or "") for m in completion)
