@@ -81,5 +81,7 @@ def test_train_and_eval_are_disjoint():
 
 def test_too_many_distinct_problems_is_a_clear_error():
     tiny = {"min_digits": 1, "max_digits": 1, "num_ops": 1, "ops": "+", "name": "tiny"}
-    with pytest.raises(RuntimeError, match="distinct problems"):
+    with pytest.raises(RuntimeError, match=r"Asked for 500 train problems, but only 100 distinct"):
         generate_arithmetic(500, seed=0, difficulty=tiny)
+    with pytest.raises(RuntimeError, match=r"only 60 distinct ones .*\(40 are in the other split\)"):
+        arithmetic_splits(100, 40, 0, tiny)

@@ -242,8 +242,11 @@ def generate_arithmetic(
         if row["info"]["expression"] in seen:
             misses += 1
             if misses > 100 * n + 1000:
-                raise RuntimeError(f"Only {len(rows)} distinct problems exist for this "
-                                   f"difficulty; ask for fewer, or make it harder.")
+                taken = f" ({len(exclude)} are in the other split)" if exclude else ""
+                raise RuntimeError(
+                    f"Asked for {n} {split} problems, but only {len(rows)} distinct ones were "
+                    f"left for this difficulty{taken}; ask for fewer (num_train_examples / "
+                    f"num_eval_examples), or make the difficulty harder.")
             continue
         seen.add(row["info"]["expression"])
         rows.append(row)
