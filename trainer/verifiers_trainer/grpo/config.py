@@ -45,6 +45,7 @@ ALIASES: dict[str, str] = {
     "num_epochs": "num_train_epochs",
     "kl_coef": "beta",
     "max_new_tokens": "max_completion_length",
+    "warmup_ratio": "warmup_steps",  # transformers 5: warmup_steps < 1 is a share of the steps
 }
 
 #: Keywords accepted for compatibility and ignored with a warning: name → why.
@@ -505,9 +506,9 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
         generation batch size (completions per generation round, all processes together).
 
         Raises ``ValueError`` when the generation batch does not hold whole groups of
-        ``num_generations``, when ``generation_batch_size`` is not a whole number of
-        per-step batches, or when evaluation is on and the global eval batch does not hold
-        whole groups.
+        ``num_generations``, or when ``generation_batch_size`` is not a whole number of
+        per-step batches. (Evaluation runs one rollout per eval example through the
+        environment, so the eval batch has no rule.)
         """
         if num_processes < 1:
             _fail(f"num_processes must be >= 1; got {num_processes!r}.")
@@ -530,14 +531,6 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
                     f"generation_batch_size ({generation_batch}) must be divisible by "
                     "per_device_train_batch_size × num_processes "
                     f"({self.per_device_train_batch_size} × {num_processes} = {per_step})."
-                )
-        if self.eval_strategy != "no":
-            eval_batch = self.per_device_eval_batch_size * num_processes
-            if eval_batch % self.num_generations != 0:
-                _fail(
-                    "eval batch (per_device_eval_batch_size × num_processes = "
-                    f"{self.per_device_eval_batch_size} × {num_processes} = {eval_batch}) must be "
-                    f"divisible by num_generations ({self.num_generations})."
                 )
         return generation_batch
 

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import statistics
@@ -116,7 +117,7 @@ class GRPOTrainer(Trainer):
             model, loaded_tokenizer = get_model_and_tokenizer(model)
             processing_class = processing_class or loaded_tokenizer
         if processing_class is None:
-            raise TypeError("GRPOTrainer needs processing_class=tokenizer (or tokenizer=...).")
+            processing_class = _tokenizer_of(model)
         if processing_class.pad_token_id is None:
             processing_class.pad_token = processing_class.eos_token
 
@@ -130,6 +131,10 @@ class GRPOTrainer(Trainer):
                                         processing_class, reward_processing_classes)
         elif reward_funcs is not None:
             raise TypeError("Give either env=... or reward_funcs=..., not both.")
+        elif train_dataset is not None or eval_dataset is not None:
+            raise TypeError("With env=..., the data comes from the environment: give its constructor "
+                            "dataset=... / eval_dataset=... (or load_environment's arguments) instead "
+                            "of train_dataset / eval_dataset here.")
         if env.dataset is None:
             raise ValueError("The environment has no training dataset.")
         self.env = env
@@ -150,16 +155,28 @@ class GRPOTrainer(Trainer):
         if args.beta > 0 and peft_config is None:
             self.ref_model = reference_copy(model)
 
-        rounds = max(1, args.max_steps) * args.gradient_accumulation_steps * args.per_device_train_batch_size
-        if args.max_steps <= 0:
-            raise ValueError("GRPOTrainer needs max_steps > 0 (training length in optimizer steps).")
+        if args.max_steps <= 0:  # the length in epochs (passes over the environment's dataset)
+            args.max_steps = _steps_for_epochs(args, len(env.get_dataset()))
+            logger.info("num_train_epochs=%s over %d rows: max_steps=%d", args.num_train_epochs,
+                        len(env.get_dataset()), args.max_steps)
+        rounds = args.max_steps * args.gradient_accumulation_steps * args.per_device_train_batch_size
+        evaluation = None
+        if args.eval_strategy != "no":  # paces the Trainer's evaluations; evaluate() uses the env
+            if env.eval_dataset is None:
+                raise ValueError(f"eval_strategy={args.eval_strategy!r} but the environment has no "
+                                 "eval dataset: give it one (eval_dataset=...), or set eval_strategy='no'.")
+            evaluation = _Steps(1)
         super().__init__(
-            model=model, args=args, train_dataset=_Steps(rounds), processing_class=processing_class,
+            model=model, args=args, train_dataset=_Steps(rounds), eval_dataset=evaluation,
+            processing_class=processing_class,
             callbacks=list(callbacks or []), optimizers=optimizers,
             data_collator=lambda features: {"steps": torch.tensor([f["step"] for f in features])},
         )
         self.model_accepts_loss_kwargs = False  # the Trainer divides by the accumulation steps
-        args.validate_batch(self.accelerator.num_processes)
+        per_step = args.per_device_train_batch_size * self.accelerator.num_processes
+        #: micro-batches one generation round fills (gradient_accumulation_steps unless
+        #: generation_batch_size asks for rounds spanning several optimizer steps)
+        self._micro_per_round = args.validate_batch(self.accelerator.num_processes) // per_step
         if self.ref_model is not None:
             self.ref_model = prepare_reference(self.accelerator, self.ref_model)
 
@@ -207,13 +224,14 @@ class GRPOTrainer(Trainer):
     def prompts_per_round(self) -> int:
         """Prompts each process draws per generation round (each gets num_generations rollouts)."""
         args = self.args
-        return args.per_device_train_batch_size * args.gradient_accumulation_steps // args.num_generations
+        return args.per_device_train_batch_size * self._micro_per_round // args.num_generations
 
     @property
     def num_steps_per_epoch(self) -> int:
         """Optimizer steps per pass over the training set (all processes together)."""
         rounds = len(self.env.get_dataset()) / (self.prompts_per_round * self.accelerator.num_processes)
-        return max(1, int(rounds * self.args.num_iterations))
+        steps_per_round = self._micro_per_round / self.args.gradient_accumulation_steps
+        return max(1, int(rounds * steps_per_round * self.args.num_iterations))
 
     def get_batch(self, epoch: int, step: int) -> list[dict[str, Any]]:
         """The rows of the next round (``prompts_per_round`` of them) at ``epoch`` and ``step``
@@ -285,18 +303,25 @@ class GRPOTrainer(Trainer):
         """Push the policy's weights to vf-vllm once per optimizer step (LoRA merged)."""
         if self._vllm is None or self._synced_step == self.state.global_step:
             return
-        running = any(not future.done() for future, _ in self._in_flight)
-        if running:  # rounds generated further ahead: freeze their requests during the update
-            self._vllm.pause("keep")
-        try:
-            with self._whole_policy() as model:  # ZeRO-3 / FSDP: gathered by every process
-                seconds = self._vllm.update_weights(_merged_named_weights(model))
-        finally:
-            if running:
-                self._vllm.resume()
-        if not running:  # cached prefixes hold the old weights' keys and values
-            self._vllm.reset_prefix_cache()
-        self._pending_metrics["timing/weight_sync_s"].append(seconds)
+        # Rounds generated further ahead (this process's, or with several processes anyone's)
+        # may be running: their requests are frozen in place during the update.
+        running = self.accelerator.num_processes > 1 or any(not f.done() for f, _ in self._in_flight)
+        main = self.accelerator.is_main_process
+        seconds = 0.0
+        with self._whole_policy() as model:  # ZeRO-3 / FSDP: gathered by every process
+            if main:  # one push: every process holds the same weights
+                if running:
+                    self._vllm.pause("keep")
+                try:
+                    seconds = self._vllm.update_weights(_merged_named_weights(model))
+                finally:
+                    if running:
+                        self._vllm.resume()
+                if not running:  # cached prefixes hold the old weights' keys and values
+                    self._vllm.reset_prefix_cache()
+        self.accelerator.wait_for_everyone()  # no process generates before the new weights are in
+        if main:
+            self._pending_metrics["timing/weight_sync_s"].append(seconds)
         self._synced_step = self.state.global_step
 
     def _round_rows(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -426,6 +451,13 @@ class GRPOTrainer(Trainer):
             "rollouts/dropped_from_groups": float(dropped),
             "timing/generation_s": seconds,
         }
+        errors = [e for e in results["errors"] if e is not None]
+        if errors:  # why, by reason (the text before the first colon), and one example
+            for error in errors:
+                key = f"rollouts/failed/{error.split(':', 1)[0].strip()[:40]}"
+                metrics[key] = metrics.get(key, 0.0) + 1.0
+            logger.warning("%d of %d rollouts failed this round (dropped from their groups); e.g. %s",
+                           len(errors), len(failed), errors[0][:300])
         if len(ok) > 1:
             metrics["reward_std"] = statistics.pstdev(results["rewards"][i] for i in ok)
         for name, values in results["metrics"].items():
@@ -462,7 +494,7 @@ class GRPOTrainer(Trainer):
             logger.warning("generation round produced no trainable samples (all groups failed "
                            "or had fewer than two usable rollouts); skipping its updates")
         pad = self.processing_class.pad_token_id
-        micro = split(round_.samples, args.gradient_accumulation_steps)
+        micro = split(round_.samples, self._micro_per_round)
         self._buffer = [collate(m, pad, args.max_completion_length) if m else {} for m in micro]
         need_old = args.num_iterations > 1
         for batch in self._buffer:
@@ -503,14 +535,14 @@ class GRPOTrainer(Trainer):
             return self._policy_logps(self.model, batch)
 
     def _prepare_inputs(self, inputs: Any) -> dict[str, torch.Tensor]:
-        per_round = self.args.gradient_accumulation_steps * self.args.num_iterations
+        per_round = self._micro_per_round * self.args.num_iterations
         if self._micro_step % per_round == 0:
             step = self.state.global_step
             if self.args.sync_ref_model and step - self._ref_synced_step >= self.args.ref_model_sync_steps:
                 self.sync_ref_model()
                 self._ref_synced_step = step
             self._fill_buffer()
-        batch = self._buffer[self._micro_step % self.args.gradient_accumulation_steps]
+        batch = self._buffer[self._micro_step % self._micro_per_round]
         self._micro_step += 1
         return batch
 
@@ -593,7 +625,7 @@ class GRPOTrainer(Trainer):
                 self._prompt_position = state["prompt_position"]
                 self._epoch = state["epoch"]
                 self._round_number = state.get("round_number", 0)
-                per_round = self.args.gradient_accumulation_steps * self.args.num_iterations
+                per_round = self._micro_per_round * self.args.num_iterations
                 self._micro_step = state["micro_step"] // per_round * per_round
                 if os.path.isfile(path + ".rng") and hasattr(self._client, "set_rng_state"):
                     self._client.set_rng_state(torch.load(path + ".rng", weights_only=False))
@@ -661,3 +693,27 @@ def _merged_named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
     finally:
         model.unmerge_adapter()
 
+
+
+def _tokenizer_of(model: Any) -> Any:
+    """The tokenizer saved with a loaded model (seed 004: "auto-loaded if None")."""
+    from transformers import AutoTokenizer
+
+    source = getattr(getattr(model, "config", None), "_name_or_path", "")
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise TypeError(f"GRPOTrainer needs a tokenizer: none was given and none could be loaded "
+                        f"from the model's folder {source!r} ({exc}). Pass "
+                        "processing_class=tokenizer (or tokenizer=...).") from exc
+
+
+def _steps_for_epochs(args: GRPOConfig, rows: int) -> int:
+    """Optimizer steps for ``num_train_epochs`` passes over ``rows`` prompts (``max_steps`` <= 0)."""
+    if not args.num_train_epochs > 0:
+        raise ValueError("Give the training length: max_steps > 0 (optimizer steps) or "
+                         f"num_train_epochs > 0 (passes over the dataset); got max_steps={args.max_steps}, "
+                         f"num_train_epochs={args.num_train_epochs}.")
+    per_step = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+    prompts_per_step = max(1, per_step // args.num_generations)
+    return max(1, math.ceil(args.num_train_epochs * rows / prompts_per_step) * args.num_iterations)

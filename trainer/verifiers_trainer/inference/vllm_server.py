@@ -11,7 +11,12 @@ tool-call parsers, parallelism, prefix caching, ...). On top of plain ``vllm ser
   ``/finish_weight_update``, ``/reset_prefix_cache``, ``/pause``, ``/resume``;
 - registers the ``vf_shm`` weight-transfer backend (shared memory, works without GPUs) and
   picks a default: ``nccl`` when CUDA is available, else ``vf_shm``
-  (override with ``--weight-transfer-config '{"backend": "..."}'``).
+  (override with ``--weight-transfer-config '{"backend": "..."}'``);
+- turns on tool calling (``--enable-auto-tool-choice --tool-call-parser hermes``, the
+  ``<tool_call>`` JSON format of Qwen and most ChatML models) unless a ``--tool-call-parser``
+  is given, so tool environments work out of the box; ``--no-tool-calls`` leaves it off;
+- accepts ``--disable-log-requests`` (older vLLM's flag, which newer releases reject) and
+  drops it: request logging is off by default.
 
 The development endpoints let anyone who can reach the port replace the model's weights:
 bind to 127.0.0.1 or a private network only.
@@ -44,6 +49,13 @@ def serve_args(argv: list[str]) -> list[str]:
         raise SystemExit("vf-vllm: give the model: vf-vllm --model NAME_OR_PATH [vLLM flags]")
     if not any(a.startswith("--weight-transfer-config") for a in args):
         args += ["--weight-transfer-config", json.dumps({"backend": default_backend()})]
+    args = [a for a in args if a != "--disable-log-requests"]
+    if "--no-tool-calls" in args:
+        args.remove("--no-tool-calls")
+    elif not any(a.startswith("--tool-call-parser") for a in args):
+        args += ["--tool-call-parser", "hermes"]
+        if "--enable-auto-tool-choice" not in args:
+            args.append("--enable-auto-tool-choice")
     return args
 
 
