@@ -86,6 +86,7 @@ def test_deepspeed_zero2_with_reference_model(tiny_model_path, tmp_path):
         assert len(r["rewards"]) == 2  # a round every 2 steps (num_iterations=2)
         # the reference runs in the policy's precision: no KL before the first update
         assert r["kl"][0] == pytest.approx(0.0, abs=1e-6) and r["kl"][-1] > 0
+        assert r["ref_moved"] == 0.0  # frozen
 
 
 @needs_deepspeed
@@ -93,15 +94,17 @@ def test_deepspeed_zero3_shards_parameters_and_generates_in_process(tiny_model_p
     """ZeRO-3: parameters sharded too; the in-process engine generates on the whole weights
     gathered once per round, the reference model is sharded in its own engine. GRPOConfig
     comes first, so the model loads already sharded (zero3_init_flag) and the reference is
-    loaded again from its folder."""
+    loaded again from its folder; sync_ref_model moves the sharded reference every step."""
     ranks = _accelerate("zero3.yaml", tmp_path, tiny_model_path, "--beta", "0.04",
-                        "--num-iterations", "2", "--gradient-checkpointing", "--config-first")
+                        "--num-iterations", "2", "--gradient-checkpointing", "--config-first",
+                        "--sync-ref")
     _assert_trained_together(ranks, tiny_model_path)
     assert {r["sharding"] for r in ranks} == {r["loaded_sharded"] for r in ranks} == {"zero3"}
     for r in ranks:
         assert r["local_numel"] < 0.6 * r["whole_numel"]  # each holds about half
         assert len(r["rewards"]) == 2
         assert r["kl"][0] == pytest.approx(0.0, abs=1e-6) and r["kl"][-1] > 0
+        assert r["ref_moved"] > 1e-3
 
 
 @needs_deepspeed

@@ -6,7 +6,7 @@
         train_toy_dp.py OUT_DIR MODEL_PATH --beta 0.04 --num-iterations 2
 
 Each rank writes OUT_DIR/rank<N>.json: how the run was distributed, a checksum of the whole
-(gathered) policy, how far its trainable weights moved, the shapes of the weights a vf-vllm
+(gathered) policy, how far its trainable weights (and the reference model's) moved, the shapes of the weights a vf-vllm
 push would send, the logged losses, rewards and KL, the seconds per optimizer step and the
 process's peak resident memory.
 """
@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 import verifiers as vf
 from verifiers_trainer import GRPOConfig, GRPOTrainer, lora_defaults
-from verifiers_trainer.grpo.sharding import full_weights, sharding_of
+from verifiers_trainer.grpo.sharding import full_weights, sharding_of, writable_weights
 from verifiers_trainer.grpo.trainer import _merged_named_weights
 
 
@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--num-iterations", type=int, default=1)
     parser.add_argument("--lora", action="store_true")
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--sync-ref", action="store_true",
+                        help="sync_ref_model every step (alpha 0.5)")
     parser.add_argument("--config-first", action="store_true",
                         help="build GRPOConfig before loading the model (under ZeRO-3 with "
                              "zero3_init_flag the model then loads already sharded)")
@@ -72,6 +74,7 @@ def main() -> None:
         beta=options.beta, num_iterations=options.num_iterations, logging_steps=1,
         save_strategy="no", report_to="none", use_cpu=True, seed=0,
         gradient_checkpointing=options.gradient_checkpointing,
+        sync_ref_model=options.sync_ref, ref_model_sync_steps=1, ref_model_mixup_alpha=0.5,
         # the accelerate config's mixed precision (DeepSpeed refuses a mismatch)
         bf16=os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16",
     )
@@ -93,10 +96,13 @@ def main() -> None:
     with full_weights(trainer.model_wrapped) as policy:
         params = dict(policy.named_parameters())
         checksum = sum(p.double().sum().item() for p in params.values())
-        moved = max((params[name].float() - p.to(params[name].dtype).float()).abs().mean().item()
-                    for name, p in before.items())
+        moved = max(_mean_change(params[name], p) for name, p in before.items())
         whole = sum(p.numel() for p in params.values())
         pushed = {name: list(t.shape) for name, t in _merged_named_weights(policy)}
+    ref_moved = None
+    if trainer.ref_model is not None:
+        with writable_weights(trainer.ref_model) as reference:  # read only
+            ref_moved = max(_mean_change(p, before[name]) for name, p in reference.named_parameters())
     ends = [start, *times.ends]
     result = {
         "rank": rank,
@@ -109,6 +115,7 @@ def main() -> None:
         "checksum": checksum,
         "pushed_shapes": pushed,
         "moved": moved,
+        "ref_moved": ref_moved,
         "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
         "rewards": [e["reward"] for e in trainer.state.log_history if "reward" in e],
         "kl": [e["kl"] for e in trainer.state.log_history if "kl" in e],
@@ -117,6 +124,11 @@ def main() -> None:
     }
     with open(os.path.join(options.out, f"rank{rank}.json"), "w") as handle:
         json.dump(result, handle)
+
+
+def _mean_change(now: torch.Tensor, before: torch.Tensor) -> float:
+    """Mean |now - before|, ``before`` rounded to ``now``'s precision first (bf16 runs)."""
+    return (now.float() - before.to(now.dtype).float()).abs().mean().item()
 
 
 def _local_numel(p: torch.Tensor) -> int:
