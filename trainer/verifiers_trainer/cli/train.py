@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     other, overrides = split_overrides(argv)
     args = build_parser().parse_args(other)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Before torch loads OpenMP: threads that spin while they wait for each other slow torch
+    # down many times over on a CPU that other work shares (a SmolLM2 decoding step took 10x
+    # longer with 2 spinning threads on a busy 2-core machine); passive waiting avoids that.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.console import Console
     from rich.markup import escape
 
