@@ -248,11 +248,13 @@ def render_markdown(report: Report, config: dict[str, Any], state: dict[str, Any
     lora_text = (f"LoRA r={lora['r']}, alpha={lora['alpha']}" if isinstance(lora, dict)
                  else "full fine-tuning")
     args = ", ".join(f"{k}={v!r}" for k, v in env.get("args", {}).items())
+    path = Path(state.get("model_path") or model["name"])
+    resolved = f": {path.name}" if path.name != model["name"] else ""
     per_step = (trainer.get("per_device_train_batch_size", 8)
                 * trainer.get("gradient_accumulation_steps", 1))
     lines += [
         "| | |", "|---|---|",
-        f"| model | `{model['name']}` ({model.get('dtype', '')}, {lora_text}) |",
+        f"| model | `{model['name']}`{resolved} ({model.get('dtype', '')}, {lora_text}) |",
         f"| environment | `{env['id']}` ({args}) |",
         f"| training | GRPO, {report.steps} of {trainer.get('max_steps')} steps logged, {per_step} "
         f"completions per step ({trainer.get('num_generations', '')} per prompt, up to "

@@ -157,6 +157,9 @@ class Session:
             self.model, self.tokenizer = get_model_and_tokenizer(
                 self.path, torch_dtype=config.model.dtype)
             self.model = self.model.to(_device())
+        state = self.folder.state()
+        state["model_path"] = self.path
+        self.folder.save_state(state)
         if config.inference.backend == "vllm":
             from verifiers_trainer.inference.vllm_launcher import VLLMServer
 
