@@ -346,3 +346,18 @@ def test_lora_defaults():
                            bias="lora_only")
     assert (custom.r, custom.lora_alpha, custom.bias) == (16, 32, "lora_only")
     assert set(custom.target_modules) == {"q_proj", "v_proj"}
+
+
+def test_seed_004_vllm_settings():
+    with pytest.warns(UserWarning) as caught:
+        config = make(use_vllm=True, vllm_device="cuda:1", vllm_gpu_memory_utilization=0.9)
+    assert [str(w.message).split(" is ignored")[0] for w in caught] == \
+        ["vllm_device='cuda:1'", "vllm_gpu_memory_utilization=0.9"]
+    assert config.generation_backend == "vllm"
+    with pytest.warns(UserWarning, match="num_vllm_clients"):
+        config = make(use_vllm_server=True, vllm_host="localhost", vllm_port=8765, num_vllm_clients=2)
+    assert (config.generation_backend, config.vllm_server_host, config.vllm_server_port) == \
+        ("vllm", "localhost", 8765)
+    assert make(use_vllm=False).generation_backend == "engine"
+    with pytest.raises(ValueError, match="use_vllm=True asks for vLLM generation"):
+        make(use_vllm=True, generation_backend="engine")

@@ -46,12 +46,20 @@ ALIASES: dict[str, str] = {
     "kl_coef": "beta",
     "max_new_tokens": "max_completion_length",
     "warmup_ratio": "warmup_steps",  # transformers 5: warmup_steps < 1 is a share of the steps
+    "vllm_host": "vllm_server_host",  # seed 004's names for the external server
+    "vllm_port": "vllm_server_port",
 }
+
+#: Seed 004's switches for vLLM generation: ``True`` means ``generation_backend="vllm"``.
+BACKEND_SWITCHES = ("use_vllm", "use_vllm_server")
 
 #: Keywords accepted for compatibility and ignored with a warning: name → why.
 IGNORED_ALIASES: dict[str, str] = {
     "gamma": "GRPO has no per-step discounting: each completion's reward is one terminal score",
     "gae_lambda": "GRPO has no value function, so there is no GAE: advantages are group-relative",
+    "vllm_device": "the vf-vllm server is placed when it starts (CUDA_VISIBLE_DEVICES=... vf-vllm)",
+    "vllm_gpu_memory_utilization": "a vf-vllm server setting: vf-vllm --gpu-memory-utilization 0.9",
+    "num_vllm_clients": "each training process is a client of the vf-vllm server already",
 }
 
 GENERATION_BACKENDS = ("engine", "vllm")
@@ -564,6 +572,13 @@ def _resolve_keywords(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
     known = _init_keywords(cls)
     resolved: dict[str, Any] = {}
     for key, value in kwargs.items():
+        if key in BACKEND_SWITCHES:
+            if value:
+                if kwargs.get("generation_backend", "vllm") != "vllm":
+                    raise ValueError(f"{key}=True asks for vLLM generation, but generation_backend="
+                                     f"{kwargs['generation_backend']!r}; pass one of them.")
+                resolved["generation_backend"] = "vllm"
+            continue
         if key in IGNORED_ALIASES:
             warnings.warn(f"{key}={value!r} is ignored: {IGNORED_ALIASES[key]}.", stacklevel=3)
             continue
