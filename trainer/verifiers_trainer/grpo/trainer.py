@@ -472,14 +472,17 @@ class GRPOTrainer(Trainer):
 
     def _policy_logps(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Log-probs of the completion tokens (temperature-scaled, like the sampler's)."""
-        prompt_len = batch["prompt_ids"].shape[1]
+        completion_len = batch["completion_ids"].shape[1]
         input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
         attention = torch.cat([batch["prompt_mask"], batch["completion_attention"]], dim=1)
         positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
         device = self.accelerator.device
+        # Only the positions that predict completion tokens go through the LM head (the
+        # last prompt position and every completion position but the last).
         logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                       position_ids=positions.to(device), use_cache=False).logits
-        logits = logits[:, prompt_len - 1:-1, :].float() / max(self.args.temperature, 1e-5)
+                       position_ids=positions.to(device), use_cache=False,
+                       logits_to_keep=completion_len + 1).logits
+        logits = logits[:, :-1, :].float() / max(self.args.temperature, 1e-5)
         return selective_log_softmax(logits, batch["completion_ids"].to(device))
 
     def _fill_buffer(self) -> None:
