@@ -115,8 +115,12 @@ class _LoopState:
 
 def bad_request(message: str) -> Exception:
     """An ``openai.BadRequestError`` (HTTP 400: not retried by the core's retry policy)."""
-    import httpx
     import openai
+
+    try:  # the HTTP library the installed openai is built on (newer releases: httpx2)
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
 
     request = httpx.Request("POST", "http://in-process-engine/v1")
     response = httpx.Response(400, request=request)

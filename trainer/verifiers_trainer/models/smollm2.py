@@ -89,15 +89,18 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face Hub answers one HEAD request within ``timeout`` seconds
     (proxy settings and ``HF_ENDPOINT`` honoured). Without it, huggingface_hub retries a
     dead network for about 25 s per file."""
-    import httpx
+    import urllib.error
+    import urllib.request
 
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-    try:
-        response = httpx.head(f"{endpoint}/api/models/{HUB_ID}", timeout=timeout,
-                              follow_redirects=True)
+    request = urllib.request.Request(f"{endpoint}/api/models/{HUB_ID}", method="HEAD")
+    try:  # the standard library only: this runs in minimal installs too
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
     except Exception:
         return False
-    return response.status_code < 500
 
 
 def convert_from_pypi(target: str | os.PathLike[str]) -> Path:
