@@ -25,3 +25,22 @@ def tiny(tiny_model_path: Path) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(tiny_model_path).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
     return model, tokenizer
+
+
+@pytest.fixture
+def small_args(tmp_path: Path) -> Any:
+    """A factory of small ``GRPOConfig``s for the tiny model (2 prompts x 4 completions, 4-token
+    completions, 2 steps, no checkpoints), in this test's temporary folder; keywords override."""
+    from verifiers_trainer import GRPOConfig
+
+    def make(**overrides: Any) -> Any:
+        base: dict[str, Any] = dict(
+            output_dir=str(tmp_path / "run"), per_device_train_batch_size=8, num_generations=4,
+            gradient_accumulation_steps=1, max_completion_length=4, max_prompt_length=64,
+            learning_rate=1e-3, max_steps=2, warmup_steps=0, lr_scheduler_type="constant",
+            beta=0.0, logging_steps=1, save_strategy="no", report_to="none", seed=0, use_cpu=True,
+        )
+        base.update(overrides)
+        return GRPOConfig(**base)
+
+    return make

