@@ -2,7 +2,7 @@
 
 ``import verifiers as vf`` is cheap: the public names below load on first use (no openai,
 datasets, torch or transformers import until needed). The trainer names resolve to the
-separate ``verifiers-trainer`` package.
+separate ``vf-trainer`` package.
 """
 
 from __future__ import annotations
