@@ -41,6 +41,10 @@ def _env() -> dict[str, str]:
 def install_core(session: nox.Session) -> None:
     # The core (distribution vf-core) goes in first: environment packages depend on it, and
     # no index has it, so pip must find it installed.
+    # A venv from before the rename (or holding the unrelated upstream `verifiers`) would keep
+    # a second distribution of the same import name: removed first.
+    session.run("python", "-m", "pip", "uninstall", "-y", "-q", "verifiers", "verifiers-trainer",
+                env=_env(), silent=True)
     session.install("-e", "core", env=_env())
 
 
