@@ -29,7 +29,8 @@ class Window(pydantic.BaseModel):
 
 
 def forecast(location: Location, days: int, unit: Unit = Unit.CELSIUS,
-             window: Optional[Window] = None, detail: Literal["short", "long"] = "short",
+             window: Optional[Window] = None,  # noqa: UP045 (typing.Optional on purpose)
+             detail: Literal["short", "long"] = "short",
              tags: list[str] | None = None) -> str:
     """Weather forecast for a place.
 
@@ -63,7 +64,7 @@ def test_enum_typeddict_model_optional_and_defaults_get_types():
     assert props["unit"]["enum"] == ["celsius", "fahrenheit"]
     assert props["unit"]["type"] == "string"
     assert props["unit"]["default"] == "celsius"
-    window = [o for o in props["window"]["anyOf"] if o.get("type") != "null"][0]
+    window = next(o for o in props["window"]["anyOf"] if o.get("type") != "null")
     assert window["properties"] == {"start": {"type": "integer"},
                                     "end": {"type": "integer", "default": 10}}
     assert window["required"] == ["start"]
@@ -183,3 +184,27 @@ def test_tool_env_validates_before_running_and_tells_the_model(make_scripted_ser
     assert results["states"][0]["tool_errors"] == 1
     assert server.requests[0]["tools"][0]["function"]["parameters"]["properties"]["a"] == {
         "type": "integer"}
+
+
+def test_any_parameter_name_works():
+    def odd(json: str, model_config: int, _private: bool = False, schema: str = "s") -> str:
+        return f"{json}{model_config}{_private}{schema}"
+
+    params = _params(odd)
+    assert list(params["properties"]) == ["json", "model_config", "_private", "schema"]
+    assert params["required"] == ["json", "model_config"]
+    args = validate_tool_arguments(odd, {"json": "j", "model_config": "2", "_private": "true"})
+    assert args == {"json": "j", "model_config": 2, "_private": True}
+    with pytest.raises(ToolArgumentError, match="model_config: missing"):
+        validate_tool_arguments(odd, {"json": "j"})
+
+
+def test_unhashable_callables_are_tools_too():
+    class Counter:
+        __hash__ = None  # type: ignore[assignment]
+        __name__ = "count"
+
+        def __call__(self, n: int) -> int:
+            return n
+
+    assert validate_tool_arguments(Counter(), {"n": "4"}) == {"n": 4}

@@ -79,7 +79,7 @@ def _portable(annotation: Any) -> Any:
         fields = {key: (typing_extensions.Required if key in required
                         else typing_extensions.NotRequired)[_portable(hint)]
                   for key, hint in hints.items()}
-        rebuilt = typing_extensions.TypedDict(annotation.__name__, fields)  # type: ignore[operator]
+        rebuilt = typing_extensions.TypedDict(annotation.__name__, fields)  # type: ignore[misc, operator]
         rebuilt.__doc__ = annotation.__doc__
         return rebuilt
     origin, args = get_origin(annotation), get_args(annotation)
@@ -127,8 +127,23 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
     return hints
 
 
-@functools.cache
 def _arguments_model(func: Callable[..., Any]) -> type[pydantic.BaseModel]:
+    """The pydantic model of ``func``'s parameters (built once per hashable tool). Fields are
+    named ``p0, p1, ...`` with the parameter names as aliases, so any parameter name works
+    (``json``, ``model_config``, ``_x``)."""
+    try:
+        hash(func)
+    except TypeError:
+        return _build_arguments_model(func)
+    return _cached_arguments_model(func)
+
+
+@functools.cache
+def _cached_arguments_model(func: Callable[..., Any]) -> type[pydantic.BaseModel]:
+    return _build_arguments_model(func)
+
+
+def _build_arguments_model(func: Callable[..., Any]) -> type[pydantic.BaseModel]:
     name = getattr(func, "__name__", None) or type(func).__name__
     hints = _hints(func)
     described = _param_docs(inspect.getdoc(func) or "")
@@ -145,7 +160,8 @@ def _arguments_model(func: Callable[..., Any]) -> type[pydantic.BaseModel]:
             annotation = Any
         annotation = _describable(_portable(annotation))
         default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[param.name] = (annotation, pydantic.Field(default, description=described.get(param.name)))
+        fields[f"p{len(fields)}"] = (annotation, pydantic.Field(
+            default, alias=param.name, description=described.get(param.name)))
     config = pydantic.ConfigDict(extra=extra, arbitrary_types_allowed=True,  # type: ignore[typeddict-item]
                                  coerce_numbers_to_str=True)
     return pydantic.create_model(f"{name}_arguments", __config__=config, **fields)
@@ -247,11 +263,12 @@ def validate_tool_arguments(func: Callable[..., Any], arguments: Mapping[str, An
     except pydantic.ValidationError as exc:
         problems = "; ".join(_describe(e) for e in exc.errors(include_url=False))
         expected = ", ".join(
-            f"{field}{'' if info.is_required() else ' (optional)'}"
-            for field, info in model.model_fields.items()) or "none"
+            f"{info.alias}{'' if info.is_required() else ' (optional)'}"
+            for info in model.model_fields.values()) or "none"
         raise ToolArgumentError(
             f"bad arguments for {name}: {problems}. Parameters: {expected}.") from None
-    given = {key: getattr(parsed, key) for key in parsed.model_fields_set if key in model.model_fields}
+    given = {model.model_fields[key].alias or key: getattr(parsed, key)
+             for key in parsed.model_fields_set if key in model.model_fields}
     given.update(parsed.model_extra or {})
     return given
 

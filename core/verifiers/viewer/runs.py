@@ -195,7 +195,7 @@ def _train_run(path: Path) -> dict[str, Any]:
         if not evaluated:
             continue
         sets[label] = [_eval_row(r, i) for i, r in enumerate(evaluated)]
-        scores = [r.get("score") for r in evaluated if isinstance(r.get("score"), int | float)]
+        scores = [float(r["score"]) for r in evaluated if isinstance(r.get("score"), int | float)]
         metric = evaluated[0].get("metric", "score")
         rows.append({"label": f"{label.replace('_', ' ')}: {metric}",
                      "value": sum(scores) / len(scores) if scores else None})
