@@ -152,3 +152,19 @@ def test_browser_screenshot(served, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     if target := os.environ.get("VF_VIEW_SCREENSHOT"):  # refreshes docs/vf-view.png
         shutil.copy(shot, target)
+
+
+def test_browser_draws_long_runs_in_pages(tmp_path):
+    from verifiers.viewer.page import render_page
+
+    rollouts = [{"example_id": i, "rollout_index": 0, "prompt": [], "answer": "",
+                 "completion": [{"role": "assistant", "content": f"answer {i}"}],
+                 "reward": i % 2, "metrics": {}, "error": None} for i in range(450)]
+    run = {"kind": "eval", "name": "long", "path": "p", "status": "complete", "summary": [],
+           "rollout_sets": {"rollouts": rollouts}, "curves": {}}
+    page = tmp_path / "page" / "index.html"
+    page.parent.mkdir()
+    page.write_text(render_page([run]))
+    dom = browse(page.as_uri(), tmp_path / "profile", "--dump-dom").stdout
+    assert "showing 450 of 450" in dom and dom.count('<article class="rollout"') == 200
+    assert "show 200 more (250 not drawn)" in dom

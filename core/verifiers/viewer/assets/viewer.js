@@ -9,6 +9,8 @@
   runs.forEach((run, r) => Object.keys(run.rollout_sets).forEach((set) =>
     sources.push({ run: r, set: set, label: run.name + (set === "rollouts" ? "" : " · " + set) })));
   const view = { source: 0, compare: -1, min: "", max: "", status: "all", search: "" };
+  const PAGE = 200;  // cards drawn at once; "show more" draws the next ones
+  let limit = PAGE;
   if (sources.length > 1 && runs.length === 1) view.compare = 1;  // before/after of one run
   // The view is kept in the address (#source=0&compare=1&status=failed&min=0.5...): links to
   // a filtered view can be shared, and reloading keeps it.
@@ -150,7 +152,7 @@
   }
   function input(key, attrs) {
     return el("input", Object.assign({ id: "filter-" + key, value: view[key],
-      onchange: (e) => { view[key] = e.target.value; draw(); } }, attrs));
+      onchange: (e) => { view[key] = e.target.value; limit = PAGE; draw(); } }, attrs));
   }
   function filters() {
     const status = el("select", { id: "filter-status", onchange: (e) => { view.status = e.target.value; draw(); } },
@@ -165,11 +167,16 @@
       el("label", {}, status),
       el("label", {}, "text ", input("search", { type: "search", placeholder: "search" })));
   }
+  function more(shown) {
+    if (shown.length <= limit) return null;
+    return el("button", { id: "show-more", onclick: () => { limit += PAGE; draw(); } },
+      `show ${Math.min(PAGE, shown.length - limit)} more (${shown.length - limit} not drawn)`);
+  }
   function single(list) {
     const shown = list.filter(matches);
     return el("section", { id: "rollouts" },
       el("h2", {}, "Rollouts"), el("p", { class: "count", id: "rollout-count" }, `showing ${shown.length} of ${list.length}`),
-      shown.map(card));
+      shown.slice(0, limit).map(card), more(shown));
   }
   function compare(left, right) {
     const byExample = new Map();
@@ -188,9 +195,10 @@
           el("tr", {}, el("td", {}, "failed"), el("td", { class: "num" }, String(left.filter((r) => r.error).length)),
             el("td", { class: "num" }, String(right.filter((r) => r.error).length)), el("td", {}, "")))),
       el("p", { class: "count", id: "rollout-count" }, `showing ${shown.length} of ${left.length}`),
-      shown.map((r) => el("div", { class: "pair" }, el("div", { class: "side" }, card(r)),
+      shown.slice(0, limit).map((r) => el("div", { class: "pair" }, el("div", { class: "side" }, card(r)),
         el("div", { class: "side" }, (byExample.get(String(r.example_id)) || []).slice(0, 1).map(card)
-          .concat(byExample.has(String(r.example_id)) ? [] : [el("p", { class: "empty" }, "not in the other run")])))));
+          .concat(byExample.has(String(r.example_id)) ? [] : [el("p", { class: "empty" }, "not in the other run")])))),
+      more(shown));
   }
 
   function draw() {
