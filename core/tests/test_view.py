@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -168,3 +169,27 @@ def test_browser_draws_long_runs_in_pages(tmp_path):
     dom = browse(page.as_uri(), tmp_path / "profile", "--dump-dom").stdout
     assert "showing 450 of 450" in dom and dom.count('<article class="rollout"') == 200
     assert "show 200 more (250 not drawn)" in dom
+
+
+def test_serve_flag_serves_the_page_until_stopped(tool_eval_run, tmp_path):
+    page = tmp_path / "page" / "index.html"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "verifiers.cli.view", str(tool_eval_run), "-o", str(page), "--serve"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(f"Wrote {page} (1 run)")
+        line = process.stdout.readline()
+        assert line.startswith("Serving http://127.0.0.1:"), line + process.stderr.read()
+        url = line.split()[1]
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert b'id="vf-data"' in response.read()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_no_runs_anywhere_is_explained(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    assert "no run folders given" in capsys.readouterr().err
