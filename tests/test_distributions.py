@@ -157,3 +157,7 @@ def test_installed_packages_work_together():
     assert vf.GRPOConfig.__module__.startswith("verifiers_trainer")
     scripts = {ep.name for ep in md.entry_points(group="console_scripts")}
     assert {"vf-eval", "vf-init", "vf-install", "vf-view", "vf-train", "vf-vllm"} <= scripts
+    from verifiers.viewer.page import render_page  # its script and styles ship in the wheel
+
+    page = render_page([])
+    assert "function draw()" in page and "article.rollout" in page
