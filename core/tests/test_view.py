@@ -193,3 +193,110 @@ def test_no_runs_anywhere_is_explained(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main([]) == 2
     assert "no run folders given" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------
+# Clicking through it (chromedriver, spoken to over its W3C WebDriver HTTP protocol)
+# ------------------------------------------------------------------------------------------
+
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C WebDriver element key
+
+
+class Browser:
+    """One chromedriver session: navigate, click, type, read the DOM through scripts."""
+
+    def __init__(self, driver: str, binary: str, profile: Path) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process = subprocess.Popen([driver, f"--port={self.port}"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_ready()
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", f"--user-data-dir={profile}"]
+        caps = {"capabilities": {"alwaysMatch": {
+            "browserName": "chrome", "goog:chromeOptions": {"binary": binary, "args": args}}}}
+        self.session = self._call("POST", "/session", caps)["sessionId"]
+
+    def _call(self, method: str, path: str, body: dict | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
+                                         method=method, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())["value"]
+
+    def _wait_ready(self) -> None:
+        import time
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self._call("GET", "/status").get("ready"):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("chromedriver did not start")
+
+    def open(self, url: str) -> None:
+        self._call("POST", f"/session/{self.session}/url", {"url": url})
+
+    def find(self, css: str) -> str:
+        found = self._call("POST", f"/session/{self.session}/element",
+                           {"using": "css selector", "value": css})
+        return found[ELEMENT]
+
+    def click(self, css: str) -> None:
+        self._call("POST", f"/session/{self.session}/element/{self.find(css)}/click", {})
+
+    def type(self, css: str, text: str) -> None:
+        self._call("POST", f"/session/{self.session}/element/{self.find(css)}/value", {"text": text})
+
+    def run(self, script: str):
+        return self._call("POST", f"/session/{self.session}/execute/sync",
+                          {"script": script, "args": []})
+
+    def close(self) -> None:
+        try:
+            self._call("DELETE", f"/session/{self.session}")
+        finally:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    binary = chromium()
+    driver = shutil.which("chromedriver")
+    if driver is None:
+        message = "chromedriver is not installed: apt-get install -y chromium-driver"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    session = Browser(driver, binary, tmp_path / "driver-profile")
+    yield session
+    session.close()
+
+
+def test_clicking_filters_and_the_comparison(served, browser):
+    browser.open(served.url("index.html"))
+    count = "return document.getElementById('rollout-count').textContent"
+    assert browser.run(count) == "showing 8 of 8"
+    browser.click("#filter-status option[value='failed']")
+    assert browser.run(count) == "showing 1 of 8"
+    assert "status=failed" in browser.run("return location.hash")
+    browser.click("#filter-status option[value='all']")
+    browser.type("#filter-min", "1\ue007")  # Enter commits the value
+    shown = browser.run("return document.querySelectorAll('article.rollout').length")
+    assert 0 < shown < 8
+    assert browser.run("return [...document.querySelectorAll('article.rollout')]"
+                       ".every(a => a.dataset.reward === '1')")
+    browser.click("#pick-source option[value='1']")  # the training run's evaluation before
+    browser.click("#pick-compare option[value='2']")  # ... and after
+    assert browser.run("return document.querySelectorAll('#compare .pair').length") == 0  # min=1
+    browser.run("document.getElementById('filter-min').value = '';"
+                "document.getElementById('filter-min').dispatchEvent(new Event('change'))")
+    assert browser.run("return document.querySelectorAll('#compare .pair').length") == 8
+    assert browser.run("return document.querySelectorAll('svg.curve polyline').length") >= 4

@@ -143,8 +143,8 @@
   }
   function rolloutsOf(i) { const s = sources[i]; return runs[s.run].rollout_sets[s.set]; }
 
-  function sourceSelect(id, value, withNone) {
-    const select = el("select", { id: id, onchange: (e) => { view[id === "source" ? "source" : "compare"] = Number(e.target.value); draw(); } },
+  function sourceSelect(key, value, withNone) {
+    const select = el("select", { id: "pick-" + key, onchange: (e) => { view[key] = Number(e.target.value); limit = PAGE; draw(); } },
       withNone ? el("option", { value: "-1" }, "(none)") : null,
       sources.map((s, i) => el("option", { value: String(i) }, s.label)));
     select.value = String(value);
@@ -155,7 +155,7 @@
       onchange: (e) => { view[key] = e.target.value; limit = PAGE; draw(); } }, attrs));
   }
   function filters() {
-    const status = el("select", { id: "filter-status", onchange: (e) => { view.status = e.target.value; draw(); } },
+    const status = el("select", { id: "filter-status", onchange: (e) => { view.status = e.target.value; limit = PAGE; draw(); } },
       el("option", { value: "all" }, "all rollouts"), el("option", { value: "failed" }, "failed only"),
       el("option", { value: "ok" }, "succeeded only"));
     status.value = view.status;
