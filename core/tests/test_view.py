@@ -203,7 +203,7 @@ ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C WebDriver element key
 
 
 class Browser:
-    """One chromedriver session: navigate, click, type, read the DOM through scripts."""
+    """One browser driven by chromedriver: navigate, click, type, read the DOM by scripts."""
 
     def __init__(self, driver: str, binary: str, profile: Path) -> None:
         import socket
@@ -219,7 +219,7 @@ class Browser:
                 "--disable-dev-shm-usage", f"--user-data-dir={profile}"]
         caps = {"capabilities": {"alwaysMatch": {
             "browserName": "chrome", "goog:chromeOptions": {"binary": binary, "args": args}}}}
-        self.session = self._call("POST", "/session", caps)["sessionId"]
+        self.handle = self._call("POST", "/session", caps)["sessionId"]
 
     def _call(self, method: str, path: str, body: dict | None = None):
         data = json.dumps(body).encode() if body is not None else None
@@ -241,26 +241,26 @@ class Browser:
         raise RuntimeError("chromedriver did not start")
 
     def open(self, url: str) -> None:
-        self._call("POST", f"/session/{self.session}/url", {"url": url})
+        self._call("POST", f"/session/{self.handle}/url", {"url": url})
 
     def find(self, css: str) -> str:
-        found = self._call("POST", f"/session/{self.session}/element",
+        found = self._call("POST", f"/session/{self.handle}/element",
                            {"using": "css selector", "value": css})
         return found[ELEMENT]
 
     def click(self, css: str) -> None:
-        self._call("POST", f"/session/{self.session}/element/{self.find(css)}/click", {})
+        self._call("POST", f"/session/{self.handle}/element/{self.find(css)}/click", {})
 
     def type(self, css: str, text: str) -> None:
-        self._call("POST", f"/session/{self.session}/element/{self.find(css)}/value", {"text": text})
+        self._call("POST", f"/session/{self.handle}/element/{self.find(css)}/value", {"text": text})
 
     def run(self, script: str):
-        return self._call("POST", f"/session/{self.session}/execute/sync",
+        return self._call("POST", f"/session/{self.handle}/execute/sync",
                           {"script": script, "args": []})
 
     def close(self) -> None:
         try:
-            self._call("DELETE", f"/session/{self.session}")
+            self._call("DELETE", f"/session/{self.handle}")
         finally:
             self.process.terminate()
             self.process.wait(timeout=10)
@@ -275,9 +275,9 @@ def browser(tmp_path):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    session = Browser(driver, binary, tmp_path / "driver-profile")
-    yield session
-    session.close()
+    driven = Browser(driver, binary, tmp_path / "driver-profile")
+    yield driven
+    driven.close()
 
 
 def test_clicking_filters_and_the_comparison(served, browser):
