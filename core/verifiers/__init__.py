@@ -2,7 +2,7 @@
 
 ``import verifiers as vf`` is cheap: the public names below load on first use (no openai,
 datasets, torch or transformers import until needed). The trainer names resolve to the
-separate ``verifiers-trainer`` package.
+separate ``vf-trainer`` package.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "extract_boxed_answer": "verifiers.utils.data_utils",
     "extract_hash_answer": "verifiers.utils.data_utils",
     "convert_func_to_oai_tool": "verifiers.utils.tool_utils",
+    "ToolArgumentError": "verifiers.utils.tool_utils",
+    "validate_tool_arguments": "verifiers.utils.tool_utils",
 }
 
 _TRAINER_EXPORTS = (
@@ -92,4 +94,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from verifiers.rubrics.rubric_group import RubricGroup
     from verifiers.rubrics.tool_rubric import ToolRubric
     from verifiers.utils.data_utils import extract_boxed_answer, extract_hash_answer
-    from verifiers.utils.tool_utils import convert_func_to_oai_tool
+    from verifiers.utils.tool_utils import (
+        ToolArgumentError,
+        convert_func_to_oai_tool,
+        validate_tool_arguments,
+    )

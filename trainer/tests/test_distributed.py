@@ -25,7 +25,7 @@ SCRIPT = SCRIPTS / "train_toy_dp.py"
 
 needs_deepspeed = pytest.mark.skipif(
     importlib.util.find_spec("deepspeed") is None,
-    reason="DeepSpeed is not installed: pip install 'verifiers-trainer[deepspeed]' "
+    reason="DeepSpeed is not installed: pip install 'vf-trainer[deepspeed]' "
            "(DS_BUILD_OPS=0 on machines without CUDA)",
 )
 

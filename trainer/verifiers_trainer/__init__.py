@@ -1,4 +1,4 @@
-"""verifiers-trainer: GRPO trainers and the inference they need.
+"""vf-trainer: GRPO trainers and the inference they need.
 
 Public names load on first use, so ``import verifiers_trainer`` does not import torch.
 """

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per model request")
     p.add_argument("--max-retries", type=int, default=3, help="retries of transient failures")
     p.add_argument("--num-samples-shown", type=int, default=2, help="example rollouts printed")
-    local = p.add_argument_group("local models (no API key; needs the verifiers-trainer package)")
+    local = p.add_argument_group("local models (no API key; needs the vf-trainer package)")
     local.add_argument("--model-path", default=None,
                        help="serve this local model (a path or hub name) for the evaluation")
     local.add_argument("--local", action="store_true",

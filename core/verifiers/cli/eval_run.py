@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from verifiers.cli.eval_samples import completion_text
+from verifiers.pass_rates import binary_metric_pass_at_k
 from verifiers.results import GenerateOutputs, record_to_json, summarize
 
 RESULTS_FILE = "results.jsonl"
@@ -118,6 +120,7 @@ def run_eval(
     records.sort(key=lambda r: (str(r.get("example_id")), r.get("rollout_index", 0)))
     merged = GenerateOutputs(records)
     summary = summarize(merged)
+    summary["pass_at_k_metrics"] = binary_metric_pass_at_k(merged)
     summary["wall_time_s"] = elapsed
     if run_dir is not None:
         _write_metadata(run_dir, settings, "complete", summary=summary, wall_time_s=elapsed)
@@ -169,16 +172,6 @@ async def _generate(
             await client.close()
 
 
-def _clip(value: Any, limit: int = 600) -> str:
-    if isinstance(value, list):
-        text = "\n".join(f"[{m.get('role')}] {m.get('content') or ''}".rstrip()
-                         + (f" <tool_calls {len(m['tool_calls'])}>" if m.get("tool_calls") else "")
-                         for m in value if isinstance(m, dict))
-    else:
-        text = str(value)
-    return text if len(text) <= limit else text[:limit] + " …"
-
-
 def _print_samples(console: Any, results: GenerateOutputs, count: int) -> None:
     from rich.markup import escape
     from rich.panel import Panel
@@ -186,7 +179,7 @@ def _print_samples(console: Any, results: GenerateOutputs, count: int) -> None:
     for i in range(min(count, results.num_rollouts)):
         error = results["errors"][i]
         title = f"example {results['example_ids'][i]} · rollout {results['rollout_indices'][i]} · reward {results['rewards'][i]:.3f}"
-        body = escape(_clip(results["completions"][i]) or "(empty)")
+        body = escape(completion_text(results["completions"][i]) or "(empty)")
         if error:
             body += f"\n[red]failed: {escape(error)}[/red]"
         console.print(Panel(body, title=title, title_align="left", expand=True))
@@ -211,6 +204,9 @@ def _print_summary(console: Any, settings: dict[str, Any], summary: dict[str, An
         table.add_row(name, *_fmt(stats))
     for k, value in (summary.get("pass_at_k") or {}).items():
         table.add_row(f"pass@{k}", f"{value:.4f}", "", "")
+    for name, by_k in (summary.get("pass_at_k_metrics") or {}).items():
+        for k, value in by_k.items():
+            table.add_row(f"pass@{k} {name}", f"{value:.4f}", "", "")
     tokens = summary["completion_tokens"]
     if tokens.get("n"):
         table.add_row("completion tokens", *_fmt(tokens))

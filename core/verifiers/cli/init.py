@@ -22,7 +22,7 @@ version = "0.1.0"
 description = "{title}: a verifiers environment."
 readme = "README.md"
 requires-python = ">=3.11"
-dependencies = ["verifiers"]
+dependencies = ["vf-core"]
 
 [project.optional-dependencies]
 test = ["pytest>=8"]

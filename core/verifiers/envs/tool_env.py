@@ -10,7 +10,11 @@ from typing import Any
 
 from verifiers.envs.multi_turn_env import MultiTurnEnv
 from verifiers.types import ChatMessage, Messages, State
-from verifiers.utils.tool_utils import convert_func_to_oai_tool
+from verifiers.utils.tool_utils import (
+    ToolArgumentError,
+    convert_func_to_oai_tool,
+    validate_tool_arguments,
+)
 
 
 class ToolEnv(MultiTurnEnv):
@@ -81,9 +85,9 @@ class ToolEnv(MultiTurnEnv):
             return f"Error: {problem} Call {name} again with a JSON object of arguments.", False
         tool = self.tool_map[name]
         try:
-            inspect.signature(tool).bind(**arguments)
-        except TypeError as exc:
-            return f"Error: bad arguments for {name}: {exc}.", False
+            arguments = validate_tool_arguments(tool, arguments)
+        except ToolArgumentError as exc:
+            return f"Error: {exc}", False
         try:
             result = await self.invoke_tool(tool, arguments, state)
         except TimeoutError:

@@ -1,4 +1,4 @@
-"""The trainers live in the separate ``verifiers-trainer`` package (torch, transformers,
+"""The trainers live in the separate ``vf-trainer`` package (torch, transformers,
 accelerate, vLLM). ``from verifiers.trainers import GRPOTrainer`` resolves to it lazily so
 that ``import verifiers`` stays light."""
 
@@ -26,14 +26,14 @@ def load_trainer_attr(name: str) -> Any:
         raise ImportError(
             f"{name} is part of the trainer package, which is not installed. Install it with "
             "`pip install -e trainer` from a checkout of this repository (or "
-            "`pip install verifiers-trainer`); it brings torch, transformers, accelerate, "
+            "`pip install vf-trainer`); it brings torch, transformers, accelerate, "
             "peft and vLLM."
         ) from exc
     try:
         return getattr(verifiers_trainer, name)
     except AttributeError:
         raise ImportError(
-            f"The installed verifiers-trainer has no {name}; upgrade it."
+            f"The installed vf-trainer has no {name}; upgrade it."
         ) from None
 
 

