@@ -117,3 +117,22 @@ def test_base_urls_are_checked():
         split_base_urls(["http://a/v1", "http://a/v1"])
     with pytest.raises(ValueError, match="at least one"):
         split_base_urls("")
+
+
+def test_vf_eval_takes_several_servers(installed_envs, make_scripted_server, tmp_path, capsys):
+    from verifiers.cli.eval import main
+
+    def reply(request):
+        return request["messages"][-1]["content"].split()[-1]
+
+    up, gone = make_scripted_server(handler=reply), make_scripted_server(handler=reply)
+    gone_url = gone.base_url
+    gone.stop()  # one of the two servers is away for the whole run
+    code = main(["vf-toy-math", "-m", "scripted", "-b", f"{up.base_url},{gone_url}", "-n", "3",
+                 "-r", "2", "-a", '{"num_examples": 4}', "--max-retries", "1"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "6 rollouts" in err and "0 failed" in err
+    assert up.stats["completed"] == 6
+    with pytest.raises(SystemExit, match="http://"):
+        main(["vf-toy-math", "-m", "scripted", "-b", f"{up.base_url},localhost:1"])
