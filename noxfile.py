@@ -122,3 +122,13 @@ def demo_eval(session: nox.Session) -> None:
     install_core(session)
     install_environments(session, ENVIRONMENTS)
     session.run("python", "examples/demo.py", *session.posargs, env=_env())
+
+
+@nox.session
+def gpu_check(session: nox.Session) -> None:
+    """GRPO steps in process on a ~0.5B Qwen2 model built on the spot, on one CUDA GPU
+    (benchmarks/gpu_check.py): step time, tokens/s, MFU, and loss/gradients against a CPU
+    run. Needs a GPU (not part of `tests`); `-- --device cpu --tiny` checks it on CPU."""
+    install_core(session)
+    session.install("-e", "trainer", env=_env())  # torch from the index: its CUDA build
+    session.run("python", "benchmarks/gpu_check.py", *session.posargs, env=_env())
