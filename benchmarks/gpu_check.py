@@ -81,7 +81,7 @@ def prompts_for(tokenizer: Any, count: int, length: int, seed: int) -> list[list
     """``count`` chat prompts of about ``length`` tokens (numbered snippets of code)."""
     out = []
     for i in range(count):
-        text = f"Continue this program, number {seed}-{i}:\n" + "def f(x):\n    return x * %d\n" % i * 8
+        text = f"Continue this program, number {seed}-{i}:\n" + f"def f(x):\n    return x * {i}\n" * 8
         chat = tokenizer.apply_chat_template([{"role": "user", "content": text}],
                                              add_generation_prompt=True, tokenize=False)
         out.append(tokenizer.encode(chat, add_special_tokens=False)[-length:])
@@ -289,7 +289,13 @@ def reward(completion: list[int]) -> float:
 
 def grpo_steps(model: Any, tokenizer: Any, device: torch.device, mode: str, tiny: bool,
                steps: int, peak: float | None) -> dict[str, Any]:
-    from verifiers_trainer.grpo.batching import Sample, advantages_for, collate, group_rewards, split
+    from verifiers_trainer.grpo.batching import (
+        Sample,
+        advantages_for,
+        collate,
+        group_rewards,
+        split,
+    )
     from verifiers_trainer.inference.engine import InProcessEngine, SamplingParams
 
     prompts_per_step, group = (2, 4) if tiny else (8, 8)
