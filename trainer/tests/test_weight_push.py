@@ -175,3 +175,56 @@ def test_config_checks_the_server_settings(small_args):
         small_args(vllm_group_port=0)
     with pytest.raises(ValueError, match="http://"):
         small_args(vllm_server_base_url="10.0.0.2:8000")
+
+
+def test_the_nccl_source_casts_and_refuses_shards():
+    pytest.importorskip("vllm")
+    import torch
+
+    from verifiers_trainer.inference.weight_transfer import NamedTensorSource
+
+    source = NamedTensorSource(device="cpu", dtype=torch.bfloat16)
+    weights = [("a.weight", torch.randn(3, 2)), ("steps", torch.tensor([4, 5]))]
+    source.set(weights)
+    meta = source.metadata()
+    assert [(m.name, m.dtype, m.shape) for m in meta] == [
+        ("a.weight", torch.bfloat16, (3, 2)), ("steps", torch.int64, (2,))]
+    sent = list(source)  # what vLLM's engine broadcasts: matches metadata() element for element
+    assert [(n, t.dtype) for n, t in sent] == [("a.weight", torch.bfloat16), ("steps", torch.int64)]
+    assert torch.equal(sent[0][1], weights[0][1].to(torch.bfloat16))
+
+    class Shard(torch.Tensor):
+        def full_tensor(self):
+            return self
+
+    with pytest.raises(ValueError, match="is a shard"):
+        source.set([("b", torch.zeros(2).as_subclass(Shard))])
+
+
+def test_the_vf_auto_engine_builds_the_transport_the_trainer_names(tmp_path):
+    pytest.importorskip("vllm")
+    from types import SimpleNamespace
+
+    import torch
+
+    from verifiers_trainer.inference.weight_transfer import (
+        AutoWeightTransferEngine,
+        SharedMemoryWeightTransferEngine,
+    )
+
+    config = SimpleNamespace(parallel_config=SimpleNamespace(), model_config=SimpleNamespace())
+    engine = AutoWeightTransferEngine(SimpleNamespace(backend="vf_auto"), config,
+                                      torch.device("cpu"), torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match=r"one of \['vf_shm'\]"):
+        engine.parse_init_info({"directory": str(tmp_path)})  # no transport named
+    with pytest.raises(ValueError, match=r"one of \['vf_shm'\].*'nccl'"):
+        engine.parse_init_info({"transport": "nccl", "master_address": "127.0.0.1"})  # no CUDA here
+    with pytest.raises(RuntimeError, match="init_weight_transfer_engine first"):
+        engine.start_weight_update()
+    info = engine.parse_init_info({"transport": "vf_shm", "directory": str(tmp_path)})
+    engine.init_transfer_engine(info)
+    assert isinstance(engine.delegate, SharedMemoryWeightTransferEngine)
+    assert engine.delegate.directory == tmp_path
+    with pytest.raises(ValueError, match="not a folder"):
+        engine.init_transfer_engine(engine.parse_init_info(
+            {"transport": "vf_shm", "directory": str(tmp_path / "missing")}))
