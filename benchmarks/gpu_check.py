@@ -24,6 +24,9 @@ sources (``verifiers_trainer.models.tiny.build_tiny_tokenizer``). It checks, in 
    and MFU (model FLOPs: 2N per generated token, 6N per trained token in full fine-tuning,
    4N under LoRA, against the GPU's dense bf16 peak).
 
+4. when ``openai`` is installed (``nox -s gpu_check`` installs it): two steps of
+   ``vf.GRPOTrainer`` itself on an environment, generating in process, LoRA and full.
+
 Writes ``OUT_DIR/gpu_check.json`` and prints a summary; exits 1 when a check fails.
 """
 
@@ -378,6 +381,45 @@ def grpo_steps(model: Any, tokenizer: Any, device: torch.device, mode: str, tiny
     return result
 
 
+# -- 4. GRPOTrainer itself (when openai is installed) ----------------------------------------
+def trainer_steps(model: Any, tokenizer: Any, device: torch.device, mode: str, tiny: bool,
+                  out: Path) -> dict[str, Any]:
+    """Two steps of ``vf.GRPOTrainer`` generating in process, bf16 weights, as a user runs it."""
+    import verifiers as vf
+    from verifiers_trainer import GRPOConfig, GRPOTrainer, lora_defaults
+
+    def varied(completion: Any, **kwargs: Any) -> float:
+        text = completion[-1]["content"] if isinstance(completion, list) else str(completion)
+        return (len(text or "") % 5) / 4
+
+    rows = [{"question": f"Write function number {i}:", "answer": ""} for i in range(32)]
+    env = vf.SingleTurnEnv(dataset=rows, rubric=vf.Rubric(funcs=[varied]))
+    group = 4 if tiny else 8
+    args = GRPOConfig(
+        output_dir=str(out / f"trainer-{mode}"), per_device_train_batch_size=2 * group,
+        num_generations=group, gradient_accumulation_steps=1, max_steps=2,
+        max_completion_length=8 if tiny else 128, max_prompt_length=256, learning_rate=1e-5,
+        warmup_steps=0, lr_scheduler_type="constant", beta=0.0, logging_steps=1,
+        save_strategy="no", report_to="none", seed=0, bf16=device.type == "cuda",
+        use_cpu=device.type == "cpu")
+    policy = copy.deepcopy(model).to(torch.bfloat16 if device.type == "cuda" else torch.float32)
+    trainer = GRPOTrainer(model=policy, processing_class=tokenizer, env=env, args=args,
+                          peft_config=lora_defaults(r=16, alpha=32) if mode == "lora" else None)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    logs = [entry for entry in trainer.state.log_history if "reward" in entry]
+    result = {"steps": len(logs), "seconds": seconds, "seconds_per_step": seconds / max(1, len(logs)),
+              "rewards": [entry["reward"] for entry in logs],
+              "generation_s": [entry.get("timing/generation_s") for entry in logs],
+              "losses_finite": all(math.isfinite(entry.get("loss", 0.0)) for entry in logs),
+              "device": str(next(trainer.model.parameters()).device)}
+    del trainer, policy
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
 # -- main -----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -389,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the device's dense bf16 peak, when its name is not known")
     parser.add_argument("--out", default=os.environ.get("OUT", "outputs/gpu_check"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-trainer", action="store_true",
+                        help="skip the GRPOTrainer section (it runs when openai is installed)")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"lora", "full"}:
@@ -430,6 +474,18 @@ def main(argv: list[str] | None = None) -> int:
         summary = {k: v for k, v in report["grpo"][mode].items() if k != "steps"}
         print(f"grpo {mode}:", json.dumps(summary), flush=True)
 
+    import importlib.util
+
+    report["trainer"] = {}
+    if args.no_trainer:
+        report["trainer"]["skipped"] = "--no-trainer"
+    elif importlib.util.find_spec("openai") is None:
+        report["trainer"]["skipped"] = "openai is not installed (vf.GRPOTrainer's rollouts need it)"
+    else:
+        for mode in modes:
+            report["trainer"][mode] = trainer_steps(model, tokenizer, device, mode, args.tiny, out)
+            print(f"GRPOTrainer {mode}:", json.dumps(report["trainer"][mode]), flush=True)
+
     failures = []
     if not report["engine"]["greedy_equals_model_generate"]:
         failures.append("engine greedy != model.generate")
@@ -442,6 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     for mode, result in report["grpo"].items():
         if not result["finite_losses"]:
             failures.append(f"grpo {mode}: a loss was not finite")
+    for mode, result in report["trainer"].items():
+        if isinstance(result, dict) and not (result["steps"] == 2 and result["losses_finite"]):
+            failures.append(f"GRPOTrainer {mode}: {result['steps']} logged steps, finite losses "
+                            f"{result['losses_finite']}")
     report["failures"] = failures
     report["total_s"] = time.perf_counter() - started
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2))

@@ -30,3 +30,5 @@ def test_gpu_check_runs_on_cpu_with_a_tiny_model(tmp_path):
         assert grpo["measured_steps"] == 1 and grpo["generated_tokens_per_s"] > 0
         assert grpo["trainer_tokens_per_s"] > 0 and grpo["finite_losses"]
     assert report["grpo"]["lora"]["trainable_parameters"] < report["grpo"]["lora"]["parameters"]
+    for mode in ("full", "lora"):  # vf.GRPOTrainer itself (openai is installed here)
+        assert report["trainer"][mode]["steps"] == 2 and report["trainer"][mode]["losses_finite"]
