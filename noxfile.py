@@ -126,7 +126,7 @@ def demo_eval(session: nox.Session) -> None:
 
 @nox.session
 def gpu_check(session: nox.Session) -> None:
-    """GRPO steps in process on a ~0.5B Qwen2 model built on the spot, on one CUDA GPU
+    """GRPO steps in process on a 0.39B Qwen2 model built on the spot, on one CUDA GPU
     (benchmarks/gpu_check.py): step time, tokens/s, MFU, and loss/gradients against a CPU
     run. Needs a GPU (not part of `tests`); `-- --device cpu --tiny` checks it on CPU."""
     install_core(session)

@@ -1,12 +1,12 @@
-"""GPU check: GRPO steps in process on a ~0.5B Qwen2 model built on the spot, bf16, LoRA and
+"""GPU check: GRPO steps in process on a 0.39B Qwen2 model built on the spot, bf16, LoRA and
 full fine-tuning; speed and correctness in one run, nothing downloaded.
 
-    python benchmarks/gpu_check.py --out OUT_DIR                    # CUDA, the ~0.5B model
+    python benchmarks/gpu_check.py --out OUT_DIR                    # CUDA, the 0.39B model
     python benchmarks/gpu_check.py --device cpu --tiny --out OUT    # the same, tiny, on CPU
     nox -s gpu_check -- --out OUT_DIR                               # the first, in a venv
 
 Needs torch, transformers, peft and tokenizers only (no vLLM, no openai, no datasets, no
-network), with ``core`` and ``trainer`` on ``PYTHONPATH`` when not installed. The model has
+network; the repository's ``core`` and ``trainer`` are put on ``sys.path``). The model has
 Qwen2.5-0.5B's layer shapes (24 layers, hidden 896, 14 query / 2 key-value heads, MLP 4864)
 with random weights and a byte-level BPE tokenizer trained on the standard library's
 sources (``verifiers_trainer.models.tiny.build_tiny_tokenizer``). It checks, in order:
