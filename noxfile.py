@@ -150,3 +150,13 @@ def wheels(session: nox.Session) -> None:
     session.install("pytest>=8", "pytest-timeout>=2.3", env=_env())
     session.run("python", "-m", "pytest", "tests/test_distributions.py",
                 *session.posargs, env={**_env(), "VF_WHEELS_DIR": str(WHEELS)})
+
+
+@nox.session
+def gpu_check(session: nox.Session) -> None:
+    """GRPO steps in process on a 0.39B Qwen2 model built on the spot, on one CUDA GPU
+    (benchmarks/gpu_check.py): step time, tokens/s, MFU, and loss/gradients against a CPU
+    run. Needs a GPU (not part of `tests`); `-- --device cpu --tiny` checks it on CPU."""
+    install_core(session)
+    session.install("-e", "trainer", env=_env())  # torch from the index: its CUDA build
+    session.run("python", "benchmarks/gpu_check.py", *session.posargs, env=_env())

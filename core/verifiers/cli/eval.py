@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("env", nargs="?", help="environment id, e.g. vf-math-python (or math-python)")
     p.add_argument("-m", "--model", default="gpt-4.1-mini", help="model name the server knows")
     p.add_argument("-b", "--api-base-url", default=None,
-                   help=f"server URL (default: $OPENAI_BASE_URL or {DEFAULT_BASE_URL})")
+                   help=f"server URL (default: $OPENAI_BASE_URL or {DEFAULT_BASE_URL}); several "
+                        "servers of one model: URLs separated by commas (rollouts are spread "
+                        "over them and moved off a server that fails)")
     p.add_argument("-k", "--api-key-var", default="OPENAI_API_KEY",
                    help="name of the environment variable holding the API key")
     p.add_argument("-n", "--num-examples", type=int, default=5, help="examples to evaluate (-1: all)")
@@ -125,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     if settings.get("model_path"):
         return _run_local(args, settings)
     api_key = _api_key(settings["api_key_var"], settings["base_url"])
+    client = None
+    if "," in settings["base_url"]:
+        from verifiers.multi_client import MultiServerClient
+
+        try:
+            client = MultiServerClient(settings["base_url"], api_key)
+        except ValueError as exc:
+            raise SystemExit(f"vf-eval: -b: {exc}") from None
     return run_eval(
         settings,
         api_key=api_key,
@@ -133,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         resume_dir=args.resume,
         num_samples_shown=args.num_samples_shown,
         verbose=args.verbose,
+        client=client,
+        close_client=client is not None,
     )
 
 

@@ -265,6 +265,28 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
     vllm_server_port: int = field(
         default=8000, metadata={"help": "Port of the vf-vllm server; in [1, 65535]."}
     )
+    vllm_server_base_url: str | None = field(
+        default=None,
+        metadata={"help": "Base URL of the vf-vllm server (TRL's name), e.g. "
+                  "'http://10.0.0.2:8000'; replaces vllm_server_host/port. Several servers of "
+                  "one model: a list, or URLs separated by commas (rollouts are spread over "
+                  "them, weights pushed to all, a server that goes away is dropped)."},
+    )
+    vllm_weight_transfer: str = field(
+        default="auto",
+        metadata={"help": "How weights reach vf-vllm: 'auto' (vf_shm for a server on this "
+                  "machine, else nccl), 'vf_shm' (shared memory, same machine) or 'nccl'."},
+    )
+    vllm_group_address: str | None = field(
+        default=None,
+        metadata={"help": "nccl: an address of this machine the servers can reach for the "
+                  "rendezvous; None: the one on the route to the first server."},
+    )
+    vllm_group_port: int | None = field(
+        default=None,
+        metadata={"help": "nccl: the rendezvous port on vllm_group_address (TRL's name), in "
+                  "[1, 65535]; None: a free port."},
+    )
     vllm_server_timeout: float = field(
         default=300.0,
         metadata={"help": "Seconds to wait for the vf-vllm server to come up; > 0."},
@@ -479,6 +501,12 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
             _fail(str(exc))
         if not 1 <= self.vllm_server_port <= 65535:
             _fail(f"vllm_server_port must be in [1, 65535]; got {self.vllm_server_port!r}.")
+        from verifiers_trainer.inference.vllm_servers import check_server_settings
+
+        try:
+            check_server_settings(self)
+        except ValueError as exc:
+            _fail(str(exc))
         if not self.vllm_server_timeout > 0:
             _fail(f"vllm_server_timeout must be > 0 seconds; got {self.vllm_server_timeout!r}.")
         at_least("num_batches_ahead", 0)

@@ -187,10 +187,9 @@ class GRPOTrainer(Trainer):
         check_launch(self.accelerator, self._in_process, args.ds3_gather_for_generation)
         if self._client is None:
             if args.generation_backend == "vllm":
-                from verifiers_trainer.inference.vllm_client import VLLMClient
+                from verifiers_trainer.inference.vllm_servers import VLLMServers
 
-                self._vllm = VLLMClient(
-                    f"http://{args.vllm_server_host}:{args.vllm_server_port}", args.vllm_server_timeout)
+                self._vllm = VLLMServers.from_config(args)  # one server or several
                 self._vllm.wait_until_ready(args.vllm_server_timeout)
                 self._client = self._vllm.openai()
             else:

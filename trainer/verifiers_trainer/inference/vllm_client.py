@@ -2,14 +2,14 @@
 
     server = VLLMClient("http://127.0.0.1:8000")
     server.wait_until_ready()
-    server.init_weight_transfer()              # vf_shm on one machine; nccl across GPUs
+    server.init_weight_transfer()              # "auto": vf_shm on this machine, else nccl
     seconds = server.update_weights(model)     # a module, a state dict or (name, tensor) pairs
     client = server.openai()                   # AsyncOpenAI for the environments
 
-Weight updates use vLLM's own weight-transfer API: the trainer-side engine registered for
-the backend (``vf_shm`` from :mod:`verifiers_trainer.inference.weight_transfer`, or vLLM's
-``nccl``) and vLLM's HTTP control client for the server's ``/init_weight_transfer_engine``,
-``/start_weight_update``, ``/update_weights`` and ``/finish_weight_update`` endpoints.
+Weight updates use vLLM's own weight-transfer API (:mod:`verifiers_trainer.inference.weight_push`
+chooses the transport and drives the server's ``/init_weight_transfer_engine``,
+``/start_weight_update``, ``/update_weights`` and ``/finish_weight_update`` endpoints).
+Several servers: :class:`~verifiers_trainer.inference.vllm_servers.VLLMServers`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -106,76 +106,43 @@ class VLLMClient:
         self._request("POST", "resume")
 
     # -- weights ----------------------------------------------------------------------------
-    def init_weight_transfer(
-        self, backend: str | None = None, model: Any = None, **options: Any
-    ) -> None:
-        """Set up the weight-transfer channel with the server.
+    def init_weight_transfer(self, backend: str = "auto", **options: Any) -> str:
+        """Set up the weight-transfer channel with the server; returns the transport chosen.
 
-        ``backend``: ``"vf_shm"`` (trainer and server share a machine; works without GPUs;
-        the default when CUDA is unavailable) or ``"nccl"`` (GPUs; the default with CUDA;
-        needs ``model`` and ``master_address``/``master_port`` reachable by the server).
-        The server must have been started with the same backend (vf-vllm picks the same
-        default).
+        ``backend``: ``"auto"`` (``vf_shm`` when the server shares this machine's shared
+        memory, else ``nccl``), ``"vf_shm"`` or ``"nccl"``; the server must offer it
+        (vf-vllm's ``vf_auto`` engine offers ``vf_shm``, and ``nccl`` with CUDA).
+        ``options`` go to :class:`~verifiers_trainer.inference.weight_push.WeightPush`:
+        ``group_address``/``group_port`` (the nccl rendezvous on this machine, which the
+        server must reach), ``chunk_bytes`` (vf_shm file size).
         """
-        from vllm.distributed.weight_transfer.clients import HTTPVLLMWeightSyncClient
-        from vllm.distributed.weight_transfer.factory import WeightTransferTrainerFactory
+        from verifiers_trainer.inference.weight_push import WeightPush
 
-        from verifiers_trainer.inference.vllm_server import default_backend
-        from verifiers_trainer.inference.weight_transfer import (
-            SharedMemoryTrainerInitInfo,
-            register,
-        )
-
-        register()
-        backend = backend or default_backend()
-        control = HTTPVLLMWeightSyncClient(self.base_url, timeout=self.timeout)
-        if backend == "vf_shm":
-            info: Any = SharedMemoryTrainerInitInfo(rank=0, **options)
-            source = None
-        elif backend == "nccl":
-            from vllm.distributed.weight_transfer.base import ModuleSource
-            from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
-
-            if model is None:
-                raise ValueError("The nccl backend streams a module's parameters: pass model=...")
-            options.setdefault("master_address", "127.0.0.1")
-            options.setdefault("master_port", free_port())
-            options.setdefault("world_size", self.world_size() + 1)
-            info = NCCLTrainerInitInfo(rank=0, **options)
-            source = ModuleSource(model)
-        else:
-            raise ValueError(f"Unknown weight-transfer backend {backend!r}: use 'vf_shm' or 'nccl'.")
-        try:
-            self._engine = WeightTransferTrainerFactory.trainer_init(info, client=control, source=source)
-        except Exception as exc:
-            raise VLLMServerError(
-                f"Setting up {backend} weight transfer with {self.base_url} failed: {exc}. Was the "
-                f"server started by vf-vllm with --weight-transfer-config '{{\"backend\": \"{backend}\"}}'?"
-            ) from exc
-        self.backend = backend
+        self.close()
+        push = WeightPush([self], backend, **options)
+        self.backend = push.init()[self.base_url]
+        self._engine = push
+        return self.backend
 
     def update_weights(self, weights: Any = None) -> float:
         """Push new weights; returns the seconds it took.
 
         ``weights``: a ``torch.nn.Module`` (its named parameters), a state dict, or
-        ``(name, tensor)`` pairs with Hugging Face names (LoRA already merged). With the
-        nccl backend, ``None`` re-sends the module given at ``init_weight_transfer``.
+        ``(name, tensor)`` pairs with Hugging Face names (LoRA already merged), whole
+        tensors (under FSDP / ZeRO-3, gathered first).
         """
         if self._engine is None:
             self.init_weight_transfer()
         start = time.perf_counter()
-        if self.backend == "nccl":
-            self._engine.send_weights()
-        else:
-            self._engine.send_weights(_named_tensors(weights))
+        self._engine.send(named_tensors(weights))
         elapsed = time.perf_counter() - start
-        logger.info("updated vf-vllm weights in %.3f s", elapsed)
+        logger.info("updated vf-vllm weights (%s) in %.3f s", self.backend, elapsed)
         return elapsed
 
     def close(self) -> None:
         """Release the weight-transfer channel (NCCL communicators, ...)."""
         if self._engine is not None:
-            self._engine.shutdown()
+            self._engine.close()
             self._engine = None
 
     # -- generation -------------------------------------------------------------------------
@@ -186,7 +153,8 @@ class VLLMClient:
         return make_async_client(self.openai_base_url, api_key)
 
 
-def _named_tensors(weights: Any) -> Iterable[tuple[str, Any]]:
+def named_tensors(weights: Any) -> list[tuple[str, Any]]:
+    """``(name, tensor)`` pairs of a module, a state dict or pairs."""
     if weights is None:
         raise ValueError("update_weights() needs the weights: a module, a state dict or pairs.")
     if hasattr(weights, "named_parameters"):

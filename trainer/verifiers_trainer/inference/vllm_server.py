@@ -9,9 +9,12 @@ tool-call parsers, parallelism, prefix caching, ...). On top of plain ``vllm ser
 - enables vLLM's development endpoints, which a trainer needs: ``/get_world_size``,
   ``/init_weight_transfer_engine``, ``/start_weight_update``, ``/update_weights``,
   ``/finish_weight_update``, ``/reset_prefix_cache``, ``/pause``, ``/resume``;
-- registers the ``vf_shm`` weight-transfer backend (shared memory, works without GPUs) and
-  picks a default: ``nccl`` when CUDA is available, else ``vf_shm``
-  (override with ``--weight-transfer-config '{"backend": "..."}'``);
+- registers vf-vllm's weight-transfer engines and defaults to ``vf_auto``: the trainer
+  chooses the transport when it connects, ``vf_shm`` (shared memory, no NCCL group) when it
+  runs on this machine, vLLM's ``nccl`` otherwise (where this server has CUDA); override
+  with ``--weight-transfer-config '{"backend": "..."}'``;
+- answers ``GET /vf/weight_transfer`` with the transports it offers, its dtype and worker
+  count (see :mod:`verifiers_trainer.inference.vllm_routes`);
 - turns on tool calling (``--enable-auto-tool-choice --tool-call-parser hermes``, the
   ``<tool_call>`` JSON format of Qwen and most ChatML models) unless a ``--tool-call-parser``
   is given, so tool environments work out of the box; ``--no-tool-calls`` leaves it off;
@@ -30,12 +33,8 @@ import sys
 
 
 def default_backend() -> str:
-    try:
-        import torch
-
-        return "nccl" if torch.cuda.is_available() else "vf_shm"
-    except ImportError:
-        return "vf_shm"
+    """The server's weight-transfer engine: ``vf_auto`` (the trainer picks the transport)."""
+    return "vf_auto"
 
 
 def serve_args(argv: list[str]) -> list[str]:
@@ -65,12 +64,33 @@ def main(argv: list[str] | None = None) -> None:
     from verifiers_trainer.inference.weight_transfer import register
 
     register()
+    _add_routes()
     # vLLM's own server entry (the one `vllm serve` runs), called directly: the `vllm` CLI
     # wrapper looks up the distribution named "vllm", which CPU builds do not have.
     from vllm.entrypoints.launchers.api_server.entry import main as serve
 
     sys.argv = ["vf-vllm", *args]
     serve()
+
+
+def _add_routes() -> None:
+    """Make vLLM's server build its app with vf-vllm's routes too. vf-vllm runs vLLM's
+    single-API-server entry, which builds the app once, in this process."""
+    from vllm.entrypoints.launchers.api_server import entry
+
+    from verifiers_trainer.inference import vllm_routes
+
+    build = entry.build_app
+    if getattr(build, "_vf_routes", False):
+        return
+
+    def build_app(*args: object, **kwargs: object) -> object:
+        app = build(*args, **kwargs)
+        vllm_routes.attach(app)
+        return app
+
+    build_app._vf_routes = True  # type: ignore[attr-defined]
+    entry.build_app = build_app
 
 
 if __name__ == "__main__":
