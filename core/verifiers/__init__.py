@@ -102,6 +102,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from verifiers.parsers.xml_parser import XMLParser
     from verifiers.processing import ProcessedOutputs
     from verifiers.results import GenerateOutputs
+    from verifiers.rubrics.judge_rubric import JudgeRubric
+    from verifiers.rubrics.rubric import Rubric
+    from verifiers.rubrics.rubric_group import RubricGroup
+    from verifiers.rubrics.tool_rubric import ToolRubric
     from verifiers.types import (
         ChatMessage,
         Info,
@@ -112,9 +116,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs
         SamplingArgs,
         State,
     )
-    from verifiers.rubrics.judge_rubric import JudgeRubric
-    from verifiers.rubrics.rubric import Rubric
-    from verifiers.rubrics.rubric_group import RubricGroup
-    from verifiers.rubrics.tool_rubric import ToolRubric
     from verifiers.utils.data_utils import extract_boxed_answer, extract_hash_answer
     from verifiers.utils.tool_utils import convert_func_to_oai_tool

@@ -39,7 +39,9 @@ SINGULAR_NAMES = {
 UNPACKED = ("prompts", "completions", "rewards")
 
 # State keys that duplicate other fields or are large; left out of saved records.
-_HEAVY_STATE_KEYS = {"prompt", "completion", "answer", "task", "info", "turns", "example_id"}
+_HEAVY_STATE_KEYS = {
+    "prompt", "completion", "answer", "task", "info", "turns", "example_id", "responses",
+}
 
 
 class GenerateOutputs(dict):
