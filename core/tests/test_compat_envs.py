@@ -381,3 +381,12 @@ def test_text_arena_env_names_its_install_command():
             vf.TextArenaEnv(game="Wordle-v0", num_train_examples=2)
     else:
         pytest.skip("textarena is installed here")
+
+
+def test_results_model_dump_uses_the_singular_names(make_scripted_server):
+    server = make_scripted_server(default_reply="x")
+    env = vf.SingleTurnEnv(dataset=[{"question": "q", "answer": "a"}])
+    dumped = env.evaluate(server.client(), "scripted").model_dump()
+    assert list(dumped) == ["prompt", "completion", "answer", "state", "info", "task", "reward",
+                            "metrics"]
+    assert dumped["answer"] == ["a"] and dumped["completion"][0][0]["content"] == "x"

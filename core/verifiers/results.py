@@ -123,6 +123,13 @@ class GenerateOutputs(dict):
             })
         return out
 
+    def model_dump(self) -> dict[str, Any]:
+        """The columns under verifiers 0.1.x's singular names (``prompt``, ``completion``,
+        ``answer``, ``state``, ``info``, ``task``, ``reward``, ``metrics``), as its
+        pydantic ``GenerateOutputs.model_dump()`` gave them."""
+        names = ("prompt", "completion", "answer", "state", "info", "task", "reward")
+        return {**{name: self[SINGULAR_NAMES[name]] for name in names}, "metrics": self["metrics"]}
+
     @property
     def num_failed(self) -> int:
         return sum(e is not None for e in self["errors"])
