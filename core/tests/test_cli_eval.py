@@ -34,7 +34,7 @@ def test_eval_prints_summary_and_saves(installed_envs, make_scripted_server, tmp
     assert meta["status"] == "complete"
     assert meta["settings"]["sampling_args"] == {"max_tokens": 32, "temperature": 0.5}
     assert meta["summary"]["num_rollouts"] == 6
-    assert server.requests[0]["max_tokens"] == 32
+    assert server.requests[0]["max_completion_tokens"] == 32  # chat: 0.1.x renames max_tokens
 
 
 def test_resume_retries_only_unfinished_rollouts(installed_envs, make_scripted_server, tmp_path):

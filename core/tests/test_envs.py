@@ -47,7 +47,9 @@ def test_single_turn_evaluate_with_sync_client(make_scripted_server):
     assert results["prompts"][0][0] == {"role": "system", "content": "Add."}
     assert results["completions"][2] == [{"role": "assistant", "content": "<answer>2</answer>"}]
     request = server.requests[0]
-    assert request["temperature"] == 0.3 and request["max_tokens"] == 64
+    # verifiers 0.1.x sends max_tokens as the OpenAI API's max_completion_tokens in chat
+    assert request["temperature"] == 0.3 and request["max_completion_tokens"] == 64
+    assert "max_tokens" not in request
     assert "return_token_ids" not in request  # only sent when asked for (hosted APIs reject it)
 
 

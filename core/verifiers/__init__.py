@@ -27,10 +27,22 @@ _EXPORTS: dict[str, str] = {
     "MultiTurnEnv": "verifiers.envs.multi_turn_env",
     "SingleTurnEnv": "verifiers.envs.single_turn_env",
     "ToolEnv": "verifiers.envs.tool_env",
+    "StatefulToolEnv": "verifiers.envs.stateful_tool_env",
+    "TextArenaEnv": "verifiers.envs.textarena_env",
     "EnvGroup": "verifiers.envs.env_group",
     # results and processing
+    "GenerateInputs": "verifiers.inputs",
     "GenerateOutputs": "verifiers.results",
     "ProcessedOutputs": "verifiers.processing",
+    # types (verifiers 0.1.x's names)
+    "ChatMessage": "verifiers.types",
+    "Info": "verifiers.types",
+    "Messages": "verifiers.types",
+    "RewardFunc": "verifiers.types",
+    "RolloutScore": "verifiers.types",
+    "RolloutScores": "verifiers.types",
+    "SamplingArgs": "verifiers.types",
+    "State": "verifiers.types",
     # loading
     "load_environment": "verifiers.loading",
     "list_environments": "verifiers.loading",
@@ -83,7 +95,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from verifiers.envs.environment import Environment
     from verifiers.envs.multi_turn_env import MultiTurnEnv
     from verifiers.envs.single_turn_env import SingleTurnEnv
+    from verifiers.envs.stateful_tool_env import StatefulToolEnv
+    from verifiers.envs.textarena_env import TextArenaEnv
     from verifiers.envs.tool_env import ToolEnv
+    from verifiers.inputs import GenerateInputs
     from verifiers.loading import EnvironmentNotFoundError, list_environments, load_environment
     from verifiers.multi_client import MultiServerClient
     from verifiers.parsers.parser import Parser
@@ -95,6 +110,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from verifiers.rubrics.rubric import Rubric
     from verifiers.rubrics.rubric_group import RubricGroup
     from verifiers.rubrics.tool_rubric import ToolRubric
+    from verifiers.types import (
+        ChatMessage,
+        Info,
+        Messages,
+        RewardFunc,
+        RolloutScore,
+        RolloutScores,
+        SamplingArgs,
+        State,
+    )
     from verifiers.utils.data_utils import extract_boxed_answer, extract_hash_answer
     from verifiers.utils.tool_utils import (
         ToolArgumentError,

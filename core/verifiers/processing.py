@@ -110,6 +110,9 @@ def _samples_from_text(
     prompt: Messages, completion: Messages, tokenizer: Any, message_type: MessageType
 ) -> list[dict[str, Any]]:
     """Fallback when the server gave no token ids: re-tokenize with the chat template."""
+    from verifiers.envs.tool_call import plain_messages
+
+    prompt, completion = plain_messages(prompt), plain_messages(completion)
     if message_type == "completion" or isinstance(prompt, str):
         assert isinstance(prompt, str) and isinstance(completion, str)
         prompt_ids = _ids(tokenizer(prompt, add_special_tokens=False))

@@ -1,9 +1,16 @@
 """The results of generating rollouts: one aligned list per field, plus summaries.
 
-``GenerateOutputs`` is a dict (``results["rewards"]``, ``results["completions"]``, ...) with
-attribute access (``results.rewards``). Failed rollouts stay in the lists with reward 0.0
-and their reason in ``results["errors"]``; summaries leave them out of the means and report
-them separately.
+``GenerateOutputs`` is built from per-rollout records and answers three ways:
+
+- as a mapping with plural keys: ``results["rewards"]``, ``results["completions"]``, ...;
+- by attribute, with the plural names (``results.rewards``) or verifiers 0.1.x's singular
+  ones (``results.reward``, ``.prompt``, ``.completion``, ``.answer``, ``.state``,
+  ``.info``, ``.task``, ``.metrics``), which name the same lists;
+- unpacked as ``prompts, completions, rewards = results`` (iterating a result yields those
+  three lists; ``results.keys()`` lists the keys).
+
+Failed rollouts stay in the lists with reward 0.0 and their reason in ``results["errors"]``;
+summaries leave them out of the means and report them separately.
 """
 
 from __future__ import annotations
@@ -21,27 +28,59 @@ FIELDS = (
     "example_ids", "rollout_indices", "rewards", "errors",
 )
 
+#: verifiers 0.1.x's singular attribute names -> our keys (the same lists).
+SINGULAR_NAMES = {
+    "prompt": "prompts", "completion": "completions", "answer": "answers", "state": "states",
+    "info": "infos", "task": "tasks", "reward": "rewards", "error": "errors",
+    "example_id": "example_ids", "rollout_index": "rollout_indices",
+}
+
+#: What iterating (tuple-unpacking) a result yields, in order.
+UNPACKED = ("prompts", "completions", "rewards")
+
 # State keys that duplicate other fields or are large; left out of saved records.
-_HEAVY_STATE_KEYS = {"prompt", "completion", "answer", "task", "info", "turns", "example_id"}
+_HEAVY_STATE_KEYS = {
+    "prompt", "completion", "answer", "task", "info", "turns", "example_id", "responses",
+}
 
 
 class GenerateOutputs(dict):
     """Rollout results. Keys: prompts, completions, answers, states, tasks, infos,
     example_ids, rollout_indices, rewards, errors (``None`` or a reason per rollout), and
-    metrics (``{reward function name: [values]}``)."""
+    metrics (``{reward function name: [values]}``).
+
+    Columns are filled from per-rollout records (:meth:`append`) and :meth:`records` gives
+    them back; the singular 0.1.x attribute names are views of the same lists. Iterating
+    yields ``prompts, completions, rewards`` (see the module docstring).
+    """
 
     def __init__(self, records: Iterable[Mapping[str, Any]] = (), **extra: Any) -> None:
         super().__init__({field: [] for field in FIELDS})
         self["metrics"] = {}
         for record in records:
             self.append(record)
-        self.update(extra)
+        for name, value in extra.items():
+            self[SINGULAR_NAMES.get(name, name)] = value
 
     def __getattr__(self, name: str) -> Any:
         try:
-            return self[name]
+            return self[SINGULAR_NAMES.get(name, name)]
         except KeyError:
-            raise AttributeError(name) from None
+            raise AttributeError(
+                f"GenerateOutputs has no {name!r}; keys: {', '.join(self.keys())}."
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        key = SINGULAR_NAMES.get(name, name)
+        if key not in self:
+            raise AttributeError(
+                f"GenerateOutputs has no {name!r}; keys: {', '.join(self.keys())}."
+            )
+        self[key] = value
+
+    def __iter__(self) -> Any:
+        """``prompts, completions, rewards = env.generate(...)``."""
+        return iter([self[key] for key in UNPACKED])
 
     @property
     def num_rollouts(self) -> int:
@@ -83,6 +122,13 @@ class GenerateOutputs(dict):
                 "state": self["states"][i],
             })
         return out
+
+    def model_dump(self) -> dict[str, Any]:
+        """The columns under verifiers 0.1.x's singular names (``prompt``, ``completion``,
+        ``answer``, ``state``, ``info``, ``task``, ``reward``, ``metrics``), as its
+        pydantic ``GenerateOutputs.model_dump()`` gave them."""
+        names = ("prompt", "completion", "answer", "state", "info", "task", "reward")
+        return {**{name: self[SINGULAR_NAMES[name]] for name in names}, "metrics": self["metrics"]}
 
     @property
     def num_failed(self) -> int:

@@ -1,21 +1,72 @@
-"""Shared type aliases and small records.
+"""Shared type aliases and the names verifiers 0.1.x exposes from ``verifiers.types``.
 
 A *message* is an OpenAI chat message dict (``{"role": ..., "content": ...}``); a list of
 them is a conversation. Environments with ``message_type="completion"`` use plain strings
-instead. A *state* is a JSON-serialisable dict that a rollout carries from start to end.
+instead. A *state* is a dict that a rollout carries from start to end.
+
+The record types (``GenerateInputs``, ``GenerateOutputs``, ``ProcessedOutputs``,
+``RolloutScore``, ``RolloutScores``) load on first use, so importing this module stays
+light.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 ChatMessage: TypeAlias = dict[str, Any]
+Message: TypeAlias = str | ChatMessage
 Messages: TypeAlias = str | list[ChatMessage]
 MessageType: TypeAlias = Literal["chat", "completion"]
 State: TypeAlias = dict[str, Any]
 Info: TypeAlias = dict[str, Any]
 SamplingArgs: TypeAlias = dict[str, Any]
 RewardFunc: TypeAlias = Callable[..., float | Awaitable[float]]
-RolloutScore: TypeAlias = dict[str, float]
-"""``{"reward": weighted sum, <reward function name>: value, ...}``."""
+
+_LAZY: dict[str, str] = {
+    "GenerateInputs": "verifiers.inputs",
+    "GenerateOutputs": "verifiers.results",
+    "ProcessedOutputs": "verifiers.processing",
+}
+
+#: Where the score records live (``.reward`` / ``.metrics`` that also answer ``["reward"]``).
+_SCORES_MODULE = "verifiers.rubrics.scores"
+
+
+def _scores_module_exists() -> bool:
+    try:
+        return importlib.util.find_spec(_SCORES_MODULE) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name in ("RolloutScore", "RolloutScores"):
+        if _scores_module_exists():
+            value = getattr(importlib.import_module(_SCORES_MODULE), name)
+        else:  # rubrics that still return plain dicts
+            value = dict[str, float] if name == "RolloutScore" else dict[str, list[float]]
+    else:
+        raise AttributeError(f"module 'verifiers.types' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from verifiers.inputs import GenerateInputs
+    from verifiers.processing import ProcessedOutputs
+    from verifiers.results import GenerateOutputs
+
+    RolloutScore: TypeAlias = dict[str, float]
+    RolloutScores: TypeAlias = dict[str, list[float]]
+
+__all__ = [
+    "ChatMessage", "GenerateInputs", "GenerateOutputs", "Info", "Message", "MessageType",
+    "Messages", "ProcessedOutputs", "RewardFunc", "RolloutScore", "RolloutScores",
+    "SamplingArgs", "State",
+]

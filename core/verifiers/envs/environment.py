@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import difflib
 import logging
+import math
+import random
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Any
 
@@ -28,15 +32,48 @@ from verifiers.clients import (
     create_completion,
     normalize_sampling_args,
 )
+from verifiers.envs.tool_call import ToolCall, plain_messages
 from verifiers.parsers.parser import Parser
 from verifiers.results import GenerateOutputs
 from verifiers.rubrics.rubric import Rubric, record_error
-from verifiers.types import ChatMessage, Info, Messages, MessageType, SamplingArgs, State
-from verifiers.utils.data_utils import format_dataset
+from verifiers.types import (
+    ChatMessage,
+    Info,
+    Messages,
+    MessageType,
+    RewardFunc,
+    SamplingArgs,
+    State,
+)
+from verifiers.utils import data_utils
 
 logger = logging.getLogger(__name__)
 
 ResultCallback = Callable[[dict[str, Any]], Any]
+
+#: Keywords that ``generate``/``a_generate``/``rollout`` accept directly and put into the
+#: request's sampling arguments (``env.rollout(..., temperature=0.7)``).
+SAMPLING_KEYS = (
+    "temperature", "top_p", "top_k", "min_p", "max_tokens", "max_completion_tokens", "seed",
+    "stop", "presence_penalty", "frequency_penalty", "repetition_penalty", "logprobs",
+    "top_logprobs", "logit_bias", "response_format", "tool_choice", "parallel_tool_calls",
+    "extra_body",
+)
+
+_PARAMETERS = (
+    "client", "model", "dataset", "eval_dataset", "system_prompt", "few_shot", "parser",
+    "rubric", "sampling_args", "message_type", "oai_tools", "max_workers", "max_concurrent",
+    "retry_policy", "rollout_timeout", "question_key", "answer_key", "env_id",
+    "keep_responses", "max_turns", "tools",
+)
+
+
+def pop_sampling_kwargs(kwargs: dict[str, Any], sampling_args: SamplingArgs | None) -> SamplingArgs | None:
+    """Move sampling keywords out of ``kwargs`` into a copy of ``sampling_args``."""
+    picked = {k: kwargs.pop(k) for k in SAMPLING_KEYS if k in kwargs}
+    if not picked:
+        return sampling_args
+    return {**(sampling_args or {}), **picked}
 
 
 class Environment(ABC):
@@ -47,14 +84,23 @@ class Environment(ABC):
             columns) with a ``prompt`` or ``question`` column and optionally ``answer``,
             ``info``, ``task``.
         eval_dataset: held-out rows, same shape; ``evaluate`` uses it when present.
-        system_prompt, few_shot: prepended to prompts built from ``question``.
+        system_prompt, few_shot: prepended to prompts built from ``question`` (chat only,
+            as in verifiers 0.1.x: with ``message_type="completion"`` they raise).
         parser, rubric: how completions are read and scored.
         sampling_args: defaults for every model request (``temperature``, ``max_tokens``,
             ``top_p``, ...; unknown keys go to ``extra_body``, e.g. vLLM's ``top_k``).
         message_type: ``"chat"`` (messages) or ``"completion"`` (plain text prompts).
+        client, model: used by ``evaluate``/``generate``/``rollout`` when they are not given.
+        oai_tools: tool schemas sent with every chat request (``ToolEnv`` builds them).
+        max_workers: threads for sync tools and reward functions when ``generate`` or
+            ``evaluate`` run their own event loop.
         max_concurrent: default limit on rollouts in flight.
         retry_policy: timeouts and retries of model requests.
         rollout_timeout: seconds before a whole rollout is abandoned (recorded as failed).
+        keep_responses: keep the raw response objects in ``state["responses"]`` after the
+            rollout is scored (``False`` drops them, for very large runs).
+        **kwargs: kept as attributes (``self.name``), as in verifiers 0.1.x; a name that
+            looks like a misspelt parameter is refused.
     """
 
     def __init__(
@@ -73,42 +119,83 @@ class Environment(ABC):
         question_key: str = "question",
         answer_key: str = "answer",
         env_id: str | None = None,
+        client: Any = None,
+        model: str | None = None,
+        oai_tools: list[dict[str, Any]] | None = None,
+        max_workers: int = 512,
+        keep_responses: bool = True,
         **kwargs: Any,
     ) -> None:
-        if kwargs:
+        misspelt = {k: difflib.get_close_matches(k, _PARAMETERS, n=1, cutoff=0.8) for k in kwargs}
+        misspelt = {k: m[0] for k, m in misspelt.items() if m and m[0] != k}
+        if misspelt:
+            hints = ", ".join(f"{k!r} (did you mean {m!r}?)" for k, m in misspelt.items())
             raise TypeError(
-                f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}. "
-                "Environment arguments are: dataset, eval_dataset, system_prompt, few_shot, "
-                "parser, rubric, sampling_args, message_type, max_concurrent, retry_policy, "
-                "rollout_timeout, question_key, answer_key, env_id."
+                f"{type(self).__name__} got unexpected arguments {sorted(misspelt)}: {hints}. "
+                f"Environment arguments are: {', '.join(_PARAMETERS)}."
             )
         if message_type not in ("chat", "completion"):
             raise ValueError(f"message_type must be 'chat' or 'completion', got {message_type!r}.")
+        if message_type == "completion" and (system_prompt or few_shot):
+            raise ValueError(
+                "system_prompt and few_shot are not supported with message_type='completion'. "
+                "Use message_type='chat', or give the dataset a ready 'prompt' column."
+            )
         if dataset is None and eval_dataset is None:
             raise ValueError(
                 f"{type(self).__name__} needs a dataset or an eval_dataset "
                 "(rows with a 'question' or 'prompt' column)."
             )
+        if not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be an integer >= 1, got {max_workers!r}.")
+        self.logger = logging.getLogger(f"verifiers.envs.{type(self).__name__}")
+        for key, value in kwargs.items():  # verifiers 0.1.x: extra keywords become attributes
+            setattr(self, key, value)
+        if kwargs:
+            self.logger.debug("kept as attributes: %s", ", ".join(sorted(kwargs)))
+        self.client = client
+        self.model = model
         self.message_type: MessageType = message_type
         self.system_prompt = system_prompt
         self.few_shot = list(few_shot or [])
         self.parser = parser or Parser()
         self.rubric = rubric or Rubric(parser=self.parser)
         self.sampling_args: SamplingArgs = dict(sampling_args or {})
+        if oai_tools is not None or not hasattr(self, "oai_tools"):
+            self.oai_tools: list[dict[str, Any]] | None = oai_tools
+        self.max_workers = max_workers
         self.max_concurrent = max_concurrent
         self.retry_policy = retry_policy or RetryPolicy()
         self.rollout_timeout = rollout_timeout
+        self.keep_responses = keep_responses
         self.env_id = env_id
-        fmt: dict[str, Any] = dict(
-            system_prompt=system_prompt,
-            few_shot=self.few_shot,
-            message_type=message_type,
-            question_key=question_key,
-            answer_key=answer_key,
+        self.question_key, self.answer_key = question_key, answer_key
+        self.dataset = None if dataset is None else self.format_dataset(
+            dataset, self.system_prompt, self.few_shot, question_key, answer_key)
+        self.eval_dataset = None if eval_dataset is None else self.format_dataset(
+            eval_dataset, self.system_prompt, self.few_shot, question_key, answer_key)
+
+    def format_dataset(
+        self,
+        dataset: Any,
+        system_prompt: str | None = None,
+        few_shot: Sequence[ChatMessage] | None = None,
+        question_key: str = "question",
+        answer_key: str = "answer",
+    ) -> Any:
+        """The rows with the columns rollouts read (``prompt``, ``answer``, ``task``,
+        ``example_id``); ``prompt`` is built from ``question_key`` where missing. Override
+        to change how prompts are built (verifiers 0.1.x's hook)."""
+        return data_utils.format_dataset(
+            dataset, system_prompt=system_prompt, few_shot=few_shot,
+            message_type=self.message_type, question_key=question_key, answer_key=answer_key,
         )
-        self.dataset = format_dataset(dataset, **fmt)
-        self.eval_dataset = format_dataset(eval_dataset, **fmt)
-        self.logger = logging.getLogger(f"verifiers.envs.{type(self).__name__}")
+
+    def get_reward_funcs(self) -> list[RewardFunc]:
+        return self.rubric.get_reward_funcs()
+
+    def get_reward_weights(self) -> list[float]:
+        return self.rubric.get_reward_weights()
 
     # -- datasets --------------------------------------------------------------------------
     def get_dataset(self, n: int = -1, seed: int | None = None) -> Any:
@@ -122,6 +209,13 @@ class Environment(ABC):
             self.logger.info("No eval_dataset; evaluating on the training dataset.")
             return self.get_dataset(n, seed)
         return _take(self.eval_dataset, n, seed)
+
+    def sample_prompts(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
+        """``n`` training rows drawn at random without replacement (all rows when there are
+        fewer), as dicts with ``prompt``, ``answer``, ``task``, ``info``."""
+        dataset = self.get_dataset()
+        picked = random.Random(seed).sample(range(len(dataset)), min(n, len(dataset)))
+        return [dataset[i] for i in picked]
 
     # -- the interaction loop (subclasses) ------------------------------------------------
     @abstractmethod
@@ -142,7 +236,7 @@ class Environment(ABC):
     def init_state(
         self, prompt: Messages, answer: Any, task: str, info: Info | None, **extra: Any
     ) -> State:
-        return {
+        state: State = {
             "prompt": prompt,
             "completion": "" if isinstance(prompt, str) else [],
             "answer": answer,
@@ -150,6 +244,7 @@ class Environment(ABC):
             "info": info or {},
             "turn": 0,
             "turns": [],
+            "responses": [],
             "is_completed": False,
             "is_truncated": False,
             "error": None,
@@ -157,15 +252,37 @@ class Environment(ABC):
             "usage": {"prompt_tokens": 0, "completion_tokens": 0},
             **extra,
         }
+        if isinstance(prompt, str):
+            state["responses_start_idx"] = []  # where each response starts in the completion
+        return state
 
-    def merged_sampling_args(self, sampling_args: SamplingArgs | None) -> SamplingArgs:
+    def merged_sampling_args(
+        self, sampling_args: SamplingArgs | None, message_type: MessageType | None = None
+    ) -> SamplingArgs:
+        """The environment's sampling arguments updated with ``sampling_args``, as sent.
+
+        ``None`` values are dropped; for chat requests ``max_tokens`` is sent as
+        ``max_completion_tokens`` (the OpenAI API's name, which vLLM also reads), as
+        verifiers 0.1.x does."""
         args = {**self.sampling_args, **(sampling_args or {})}
+        extra = {**(self.sampling_args.get("extra_body") or {}),
+                 **((sampling_args or {}).get("extra_body") or {})}
+        if extra:
+            args["extra_body"] = extra
         if args.get("n", 1) != 1:
             raise ValueError(
                 "sampling_args['n'] must be 1: each rollout is one sample. "
                 "Use rollouts_per_example=... for several samples per prompt."
             )
         args.pop("n", None)
+        args = {k: v for k, v in args.items() if v is not None}
+        if (message_type or self.message_type) == "chat" and "max_tokens" in args:
+            max_tokens = args.pop("max_tokens")
+            if args.setdefault("max_completion_tokens", max_tokens) != max_tokens:
+                raise ValueError(
+                    f"sampling_args has max_tokens={max_tokens} and max_completion_tokens="
+                    f"{args['max_completion_tokens']}; give one of them."
+                )
         return normalize_sampling_args(args)
 
     async def get_model_response(
@@ -173,39 +290,92 @@ class Environment(ABC):
         client: Any,
         model: str,
         prompt: Messages,
+        oai_tools: list[dict[str, Any]] | None = None,
+        sampling_args: SamplingArgs | None = None,
+        message_type: MessageType | None = None,
+    ) -> Any:
+        """One model request, as verifiers 0.1.x makes it; returns the raw response object
+        (``ChatCompletion`` or ``Completion``).
+
+        Requests go through the environment's retry policy; a request that fails for good
+        raises :class:`ModelRequestError` (:class:`ContextLengthError` when the prompt no
+        longer fits). Tools with ``message_type="completion"`` raise ``ValueError``.
+        """
+        message_type = message_type or self.message_type
+        args = self.merged_sampling_args(sampling_args, message_type)
+        client = await client_for_loop(self.resolve_client(client))
+        if message_type == "chat":
+            if not isinstance(prompt, list):
+                raise TypeError(f"A chat request needs a list of messages, got {type(prompt).__name__}.")
+            return await create_chat(
+                client, model, prompt, args, tools=oai_tools, policy=self.retry_policy
+            )
+        if message_type != "completion":
+            raise ValueError(f"message_type must be 'chat' or 'completion', got {message_type!r}.")
+        if oai_tools:
+            raise ValueError("oai_tools are not supported with message_type='completion'.")
+        if not isinstance(prompt, str):
+            raise TypeError(f"A completion request needs a string prompt, got {type(prompt).__name__}.")
+        return await create_completion(client, model, prompt, args, policy=self.retry_policy)
+
+    async def model_turn(
+        self,
+        client: Any,
+        model: str,
+        prompt: Messages,
         state: State,
         sampling_args: SamplingArgs | None = None,
-        tools: list[dict[str, Any]] | None = None,
+        oai_tools: list[dict[str, Any]] | None = None,
     ) -> ChatMessage | str:
-        """One model call; records the turn (token ids, logprobs, finish reason) in state.
-
-        Returns the assistant message (chat) or the completion text. Raises
-        :class:`ModelRequestError` when the request fails for good.
-        """
-        args = self.merged_sampling_args(sampling_args)
+        """One model turn of a rollout: :meth:`get_model_response`, then
+        :meth:`record_response`. Returns the assistant message (chat) or the text."""
         start = time.perf_counter()
         try:
-            if self.message_type == "chat":
-                assert isinstance(prompt, list)
-                response = await create_chat(
-                    client, model, prompt, args, tools=tools, policy=self.retry_policy
-                )
-            else:
-                assert isinstance(prompt, str)
-                response = await create_completion(
-                    client, model, prompt, args, policy=self.retry_policy
-                )
+            response = await self.get_model_response(
+                client, model, prompt, oai_tools=oai_tools, sampling_args=sampling_args,
+                message_type=self.message_type,
+            )
         finally:
             state["timing"]["generation_s"] += time.perf_counter() - start
+        return self.record_response(state, response)
+
+    def record_response(self, state: State, response: Any) -> ChatMessage | str:
+        """Keep one model response in ``state``: the raw object in ``state["responses"]``
+        (verifiers 0.1.x) and what the server returned, token-exact, in
+        ``state["turns"]``. Returns the assistant message (chat) or the text."""
         turn = turn_record(response, self.message_type)
-        state["turns"].append(turn)
-        state["turn"] += 1
+        message = turn.pop("_message")
+        state.setdefault("responses", []).append(response)
+        if "responses_start_idx" in state and isinstance(state.get("completion"), str):
+            state["responses_start_idx"].append(len(state["completion"]))
+        state.setdefault("turns", []).append(turn)
+        state["turn"] = state.get("turn", 0) + 1
         usage = turn.get("usage") or {}
+        totals = state.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0})
         for key in ("prompt_tokens", "completion_tokens"):
-            state["usage"][key] += usage.get(key) or 0
+            totals[key] = totals.get(key, 0) + (usage.get(key) or 0)
         if turn["finish_reason"] == "length":
             state["is_truncated"] = True
-        return turn.pop("_message")
+        return message
+
+    def resolve_client(self, client: Any) -> Any:
+        """``client``, else the environment's ``client``, else ``openai.AsyncOpenAI()``
+        (configured by ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``)."""
+        if client is not None:
+            return client
+        if self.client is not None:
+            return self.client
+        return _default_client()
+
+    def resolve_model(self, model: str | None) -> str:
+        if model is not None:
+            return model
+        if self.model is not None:
+            return self.model
+        raise TypeError(
+            "No model given: pass model='...' (the name the server knows), or construct the "
+            "environment with model='...'."
+        )
 
     # -- one rollout, end to end ----------------------------------------------------------
     async def run_rollout(
@@ -222,13 +392,16 @@ class Environment(ABC):
         answer = row.get("answer", "")
         task = row.get("task") or "default"
         info = row.get("info") or {}
+        rollout_info = info
+        if self.oai_tools and "oai_tools" not in info:  # verifiers 0.1.x rollouts read it there
+            rollout_info = {**info, "oai_tools": self.oai_tools}
         start = time.perf_counter()
         completion: Messages = "" if isinstance(prompt, str) else []
         state: State
         try:
             coro = self.rollout(
-                client, model, prompt, answer, task=task, info=info, sampling_args=sampling_args,
-                example_id=row.get("example_id"),
+                client, model, prompt, answer, task=task, info=rollout_info,
+                sampling_args=sampling_args, example_id=row.get("example_id"),
             )
             if self.rollout_timeout:
                 completion, state = await asyncio.wait_for(coro, self.rollout_timeout)
@@ -246,7 +419,13 @@ class Environment(ABC):
             else:
                 record_error(state, "rollout_error", f"{type(exc).__name__}: {exc}")
                 self.logger.warning("rollout failed: %s: %s", type(exc).__name__, exc)
+        if not isinstance(state, dict):
+            raise TypeError(
+                f"{type(self).__name__}.rollout must return (completion, state) with a dict "
+                f"state; got {type(state).__name__}."
+            )
         state["example_id"] = row.get("example_id")
+        state.setdefault("timing", {})
         scores: dict[str, float] = {}
         if score and not state.get("error"):
             scores = await self.rubric._score(
@@ -254,7 +433,12 @@ class Environment(ABC):
                 task=task, info=info,
             )
         state["timing"]["total_s"] = time.perf_counter() - start
-        reward = 0.0 if state.get("error") else float(scores.get("reward", 0.0))
+        if not self.keep_responses:
+            state.pop("responses", None)
+        if not score:
+            reward = math.nan  # not scored (score_rollouts=False)
+        else:
+            reward = 0.0 if state.get("error") else float(scores.get("reward", 0.0))
         return {
             "example_id": row.get("example_id"),
             "rollout_index": row.get("rollout_index", 0),
@@ -282,22 +466,33 @@ class Environment(ABC):
         on_result: ResultCallback | None = None,
         skip: Iterable[tuple[Any, int]] = (),
         progress: bool | None = None,
+        batch_size: int | None = None,
         **kwargs: Any,
     ) -> GenerateOutputs:
-        """Run rollouts for ``inputs`` (a dataset, rows or columns with ``prompt``).
+        """Run rollouts for ``inputs`` (a dataset, rows, columns with ``prompt``, or a
+        ``GenerateInputs``).
 
-        Up to ``max_concurrent`` rollouts are in flight (generation and scoring together);
+        Up to ``max_concurrent`` rollouts are in flight (generation and scoring together;
+        -1 or 0: no limit); with ``batch_size`` the rollouts run in consecutive batches of
+        that many, each finished (generated and scored) before the next starts.
         ``on_result`` is called with each finished rollout record (for streaming to disk);
-        ``skip`` lists ``(example_id, rollout_index)`` pairs already done (resume). Results
-        come back in input order.
+        ``skip`` lists ``(example_id, rollout_index)`` pairs already done (resume). Client
+        and model default to the environment's. Sampling keywords (``temperature=...``)
+        may be passed directly. Results come back in input order.
         """
-        if model is None:
-            raise TypeError("a_generate() needs model='...' (the name the server knows).")
+        model = self.resolve_model(model)
+        sampling_args = pop_sampling_kwargs(kwargs, sampling_args)
         if kwargs:
-            raise TypeError(f"Unexpected arguments to generate(): {sorted(kwargs)}.")
+            raise TypeError(
+                f"Unexpected arguments to generate(): {sorted(kwargs)}. Sampling arguments "
+                f"it takes directly: {', '.join(SAMPLING_KEYS)}."
+            )
         if rollouts_per_example < 1:
             raise ValueError(f"rollouts_per_example must be >= 1, got {rollouts_per_example}.")
-        client = await client_for_loop(client)
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be an integer >= 1 (or None), got {batch_size!r}.")
+        self.merged_sampling_args(sampling_args)  # fail early on bad arguments
+        client = await client_for_loop(self.resolve_client(client))
         rows = self._expand(inputs, rollouts_per_example)
         done = set(skip)
         todo = [r for r in rows if (r.get("example_id"), r["rollout_index"]) not in done]
@@ -314,8 +509,11 @@ class Environment(ABC):
                 bar.update(1)
             return record
 
+        size = batch_size or max(len(todo), 1)
+        records: list[dict[str, Any]] = []
         try:
-            records = await asyncio.gather(*(one(r) for r in todo))
+            for begin in range(0, len(todo), size):
+                records += await asyncio.gather(*(one(r) for r in todo[begin:begin + size]))
         finally:
             if bar is not None:
                 bar.close()
@@ -333,59 +531,64 @@ class Environment(ABC):
     ) -> GenerateOutputs:
         """Synchronous :meth:`a_generate`. Without ``inputs`` it uses the training dataset
         (the first ``n_samples`` rows when given). Extra sampling arguments such as
-        ``temperature=0.8`` may be passed directly."""
-        sampling_args = dict(sampling_args or {})
-        for key in ("temperature", "top_p", "max_tokens", "top_k", "min_p", "seed", "stop"):
-            if key in kwargs:
-                sampling_args[key] = kwargs.pop(key)
+        ``temperature=0.8`` may be passed directly; ``batch_size=...`` runs the rollouts
+        in consecutive batches."""
+        sampling_args = pop_sampling_kwargs(kwargs, sampling_args)
         self.merged_sampling_args(sampling_args)  # fail early on bad arguments
         if inputs is None:
             inputs = self.get_dataset(n_samples if n_samples is not None else -1)
+            if n_samples is not None and n_samples > len(inputs):
+                self.logger.warning(
+                    "n_samples=%d but the training dataset has %d rows: generating %d.",
+                    n_samples, len(inputs), len(inputs),
+                )
         elif n_samples is not None:
             inputs = _take(self._as_dataset(inputs), n_samples, None)
-        if client is None:
-            client = _default_client()
         return _run_in_loop(
-            self.a_generate(
-                inputs, client, model, sampling_args or None, max_concurrent, **kwargs
-            )
+            self.a_generate(inputs, client, model, sampling_args, max_concurrent, **kwargs),
+            self.max_workers,
         )
 
     async def a_evaluate(
         self,
-        client: Any,
-        model: str,
+        client: Any = None,
+        model: str | None = None,
+        sampling_args: SamplingArgs | None = None,
         num_examples: int = -1,
         rollouts_per_example: int = 1,
+        score_rollouts: bool = True,
         max_concurrent: int | None = None,
-        sampling_args: SamplingArgs | None = None,
         seed: int | None = None,
         **kwargs: Any,
     ) -> GenerateOutputs:
+        """:meth:`evaluate` for async code."""
         inputs = self.get_eval_dataset(num_examples, seed)
         return await self.a_generate(
             inputs, client, model, sampling_args, max_concurrent,
-            rollouts_per_example=rollouts_per_example, **kwargs,
+            rollouts_per_example=rollouts_per_example, score_rollouts=score_rollouts, **kwargs,
         )
 
     def evaluate(
         self,
-        client: Any,
-        model: str,
+        client: Any = None,
+        model: str | None = None,
+        sampling_args: SamplingArgs | None = None,
         num_examples: int = -1,
         rollouts_per_example: int = 1,
+        score_rollouts: bool = True,
         max_concurrent: int | None = None,
-        sampling_args: SamplingArgs | None = None,
         seed: int | None = None,
         **kwargs: Any,
     ) -> GenerateOutputs:
         """Evaluate ``model`` on the eval dataset (first ``num_examples`` rows, or a seeded
-        sample with ``seed``), ``rollouts_per_example`` samples each."""
+        sample with ``seed``), ``rollouts_per_example`` samples each. The positional order
+        is verifiers 0.1.x's."""
         return _run_in_loop(
             self.a_evaluate(
-                client, model, num_examples, rollouts_per_example, max_concurrent,
-                sampling_args, seed, **kwargs,
-            )
+                client, model, sampling_args, num_examples, rollouts_per_example,
+                score_rollouts, max_concurrent, seed, **kwargs,
+            ),
+            self.max_workers,
         )
 
     # -- after generation -----------------------------------------------------------------
@@ -406,7 +609,7 @@ class Environment(ABC):
         columns: dict[str, list[Any]] = {
             "example_id": results["example_ids"],
             "prompt": results["prompts"],
-            "completion": results["completions"],
+            "completion": [plain_messages(c) for c in results["completions"]],
             "answer": [str(a) for a in results["answers"]],
             "task": results["tasks"],
             "reward": results["rewards"],
@@ -448,6 +651,13 @@ class Environment(ABC):
     def _expand(self, inputs: Any, rollouts_per_example: int) -> list[dict[str, Any]]:
         if inputs is None:
             inputs = self.get_dataset()
+        if hasattr(inputs, "columns") and hasattr(inputs, "model_dump"):  # GenerateInputs
+            inputs = inputs.columns()
+        if isinstance(inputs, Mapping) and inputs.get("completion") is not None:
+            raise ValueError(
+                "generate() inputs have a 'completion' column, which generation would "
+                "replace. To score existing completions use env.rubric.score_rollouts(...)."
+            )
         if isinstance(inputs, Mapping) and "prompts" in inputs and "prompt" not in inputs:
             inputs = {
                 "prompt": inputs["prompts"],
@@ -458,8 +668,8 @@ class Environment(ABC):
         else:
             dataset = self._as_dataset(inputs)
             if "prompt" not in dataset.column_names:
-                dataset = format_dataset(
-                    dataset, self.system_prompt, self.few_shot, self.message_type
+                dataset = self.format_dataset(
+                    dataset, self.system_prompt, self.few_shot, self.question_key, self.answer_key
                 )
             rows = dataset.to_list()
         out = []
@@ -495,14 +705,7 @@ def turn_record(response: Any, message_type: MessageType) -> dict[str, Any]:
         msg = choice.message
         chat_message: ChatMessage = {"role": "assistant", "content": msg.content or ""}
         if getattr(msg, "tool_calls", None):
-            chat_message["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.function.name, "arguments": call.function.arguments},
-                }
-                for call in msg.tool_calls
-            ]
+            chat_message["tool_calls"] = [ToolCall.from_any(call) for call in msg.tool_calls]
         message: ChatMessage | str = chat_message
     else:
         message = choice.text or ""
@@ -528,8 +731,16 @@ def _take(dataset: Any, n: int, seed: int | None) -> Any:
 
 
 def _default_client() -> Any:
+    import os
+
     import openai
 
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise TypeError(
+            "No client given and OPENAI_API_KEY is not set. Pass client=OpenAI(base_url=..., "
+            "api_key=...), construct the environment with client=..., or set OPENAI_API_KEY "
+            "(and OPENAI_BASE_URL for a local server)."
+        )
     return openai.AsyncOpenAI()
 
 
@@ -541,17 +752,27 @@ def _progress_bar(total: int, progress: bool | None) -> Any:
     return tqdm(total=total, desc="rollouts", disable=None if progress is None else not progress)
 
 
-def _run_in_loop(coro: Any) -> Any:
-    """Run a coroutine from sync code; inside a running loop (notebooks) use a thread."""
+def _run_in_loop(coro: Any, max_workers: int | None = None) -> Any:
+    """Run a coroutine from sync code on a new event loop whose default executor (sync
+    tools and reward functions) has ``max_workers`` threads; inside a running loop
+    (notebooks) the new loop runs in a helper thread."""
+
+    def run() -> Any:
+        with asyncio.Runner() as runner:
+            if max_workers is not None:
+                executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vf-worker")
+                runner.get_loop().set_default_executor(executor)
+            return runner.run(coro)
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return run()
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["value"] = asyncio.run(coro)
+            box["value"] = run()
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
@@ -563,4 +784,4 @@ def _run_in_loop(coro: Any) -> Any:
     return box["value"]
 
 
-__all__ = ["ContextLengthError", "Environment", "turn_record"]
+__all__ = ["SAMPLING_KEYS", "ContextLengthError", "Environment", "turn_record"]

@@ -7,7 +7,7 @@ from abc import abstractmethod
 from typing import Any
 
 from verifiers.clients import ContextLengthError, client_for_loop
-from verifiers.envs.environment import Environment
+from verifiers.envs.environment import Environment, pop_sampling_kwargs
 from verifiers.types import ChatMessage, Info, Messages, SamplingArgs, State
 from verifiers.utils.async_utils import maybe_await, sync_or_async
 
@@ -25,10 +25,15 @@ class MultiTurnEnv(Environment):
 
     and optionally ``setup_state(state, **kwargs)`` (before the first turn) and
     ``cleanup_state(state)`` (after the last, even when the rollout fails).
-    ``max_turns`` caps model turns (``-1``: no cap); the environment still responds to the
-    last allowed turn (unless ``is_completed`` says the episode is over), so a game can
-    judge its final move. The loop also ends on a truncated model turn or a prompt that no
-    longer fits the context window.
+
+    ``max_turns`` caps model turns (``-1``: no cap) as in verifiers 0.1.x: the episode ends
+    right after the last allowed model turn, without an environment response (a tool call
+    in that turn is not executed). An environment that must judge a final move does it in
+    its rubric. The loop also ends on a truncated model turn or a prompt that no longer
+    fits the context window.
+
+    Each model turn appends the raw response object to ``state["responses"]`` and the
+    token-exact turn record to ``state["turns"]``.
     """
 
     def __init__(self, max_turns: int = 10, **kwargs: Any) -> None:
@@ -36,7 +41,6 @@ class MultiTurnEnv(Environment):
         if max_turns == 0 or max_turns < -1:
             raise ValueError(f"max_turns must be >= 1, or -1 for no limit; got {max_turns}.")
         self.max_turns = max_turns
-        self.oai_tools: list[dict[str, Any]] | None = None  # sent with every model request
 
     # -- hooks ------------------------------------------------------------------------------
     def setup_state(self, state: State, **kwargs: Any) -> State | Any:
@@ -58,9 +62,9 @@ class MultiTurnEnv(Environment):
     @sync_or_async
     async def rollout(
         self,
-        client: Any,
-        model: str,
-        prompt: Messages,
+        client: Any = None,
+        model: str | None = None,
+        prompt: Messages | None = None,
         answer: Any = "",
         task: str = "default",
         info: Info | None = None,
@@ -69,10 +73,19 @@ class MultiTurnEnv(Environment):
     ) -> tuple[Messages, State]:
         """Run one episode and return ``(completion, state)``.
 
-        In async code, await it; called from sync code it runs to completion. A failure
-        propagates with the partial state attached as ``exc.vf_state``.
+        In async code, await it; called from sync code it runs to completion. Client and
+        model default to the environment's; sampling keywords (``temperature=0.7``) join
+        ``sampling_args``; other keywords reach the hooks. A failure propagates with the
+        partial state attached as ``exc.vf_state``.
         """
-        client = await client_for_loop(client)
+        if prompt is None:
+            raise TypeError("rollout() needs prompt=... (a list of messages, or a string).")
+        model = self.resolve_model(model)
+        sampling_args = pop_sampling_kwargs(kwargs, sampling_args)
+        self.merged_sampling_args(sampling_args)  # fail early on bad arguments
+        client = await client_for_loop(self.resolve_client(client))
+        info = info or {}
+        tools = info.get("oai_tools") or self.oai_tools
         messages: Messages = copy.deepcopy(prompt)
         state = self.init_state(prompt, answer, task, info, **kwargs)
         try:
@@ -80,11 +93,9 @@ class MultiTurnEnv(Environment):
             while not state["is_completed"]:
                 if await maybe_await(self.is_completed(messages, state, **kwargs)):
                     break
-                if self.max_turns > 0 and state["turn"] >= self.max_turns:
-                    break
                 try:
-                    reply = await self.get_model_response(
-                        client, model, messages, state, sampling_args, tools=self.oai_tools
+                    reply = await self.model_turn(
+                        client, model, messages, state, sampling_args, oai_tools=tools
                     )
                 except ContextLengthError:
                     state["is_truncated"] = True
@@ -94,8 +105,8 @@ class MultiTurnEnv(Environment):
                     break
                 if await maybe_await(self.is_completed(messages, state, **kwargs)):
                     break
-                # the environment answers every model turn, the last allowed one included,
-                # so a game can judge its final move
+                if self.max_turns > 0 and state["turn"] >= self.max_turns:
+                    break  # verifiers 0.1.x: no environment response after the last turn
                 new, state = await maybe_await(self.env_response(messages, state, **kwargs))
                 messages = self._extend(messages, state, new)
         except Exception as exc:

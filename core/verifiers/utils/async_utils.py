@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-async def maybe_await(value: T | Awaitable[T]) -> T:
-    """Await ``value`` if it is awaitable, else return it."""
+async def maybe_await(value: Any, *args: Any, **kwargs: Any) -> Any:
+    """Await ``value`` if it is awaitable, else return it.
+
+    verifiers 0.1.x's form, ``await maybe_await(func, *args, **kwargs)``, calls ``func``
+    first (it is the form when arguments are given, or ``value`` is a plain callable)."""
+    if args or kwargs or (callable(value) and not inspect.isawaitable(value)):
+        value = value(*args, **kwargs)
     if inspect.isawaitable(value):
         return await value
     return value

@@ -9,8 +9,10 @@ feedback format and the rubric.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+import verifiers as vf
 from vf_wordle.dataset import make_rows, split_secrets
 from vf_wordle.env import WordleEnv
 from vf_wordle.parsing import make_parser, reply_format
@@ -46,6 +48,14 @@ def load_environment(
     """
     if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
         raise ValueError(f"max_turns is the number of guesses and must be >= 1, got {max_turns!r}.")
+    known = set(inspect.signature(vf.Environment.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise TypeError(
+            f"load_environment got unexpected arguments {unknown}. It takes use_think, "
+            "num_train_examples, num_eval_examples, seed, max_turns, system_prompt, and the "
+            f"environment's arguments: {', '.join(sorted(known))}."
+        )
     if num_train_examples == 0 and num_eval_examples == 0:
         raise ValueError("num_train_examples and num_eval_examples are both 0: no games to play.")
     parser = make_parser(use_think)

@@ -20,9 +20,9 @@ class WordleEnv(vf.MultiTurnEnv):
     (valid or not, it uses a guess) and answers with the feedback as a user message;
     ``is_completed`` is true once the word is found or ``max_guesses`` are used.
 
-    The base loop's ``max_turns`` cap is set to ``max_guesses + 1``: the base loop stops at
-    its cap *before* calling ``env_response``, and the last guess must still be judged. The
-    game's own ``is_completed`` always ends the episode first.
+    ``max_turns`` is ``max_guesses``. As in verifiers 0.1.x the environment does not answer
+    the last allowed turn, so the final guess is judged by the rubric
+    (:func:`vf_wordle.rubric.game_of` plays it into ``state["wordle"]``).
     """
 
     def __init__(
@@ -37,7 +37,7 @@ class WordleEnv(vf.MultiTurnEnv):
             )
         if kwargs.get("message_type", "chat") != "chat":
             raise ValueError("WordleEnv is a chat environment; message_type must be 'chat'.")
-        super().__init__(max_turns=max_guesses + 1, parser=parser or make_parser(True), **kwargs)
+        super().__init__(max_turns=max_guesses, parser=parser or make_parser(True), **kwargs)
         self.max_guesses = max_guesses
 
     def setup_state(self, state: State, **kwargs: Any) -> State:

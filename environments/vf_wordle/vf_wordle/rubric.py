@@ -1,7 +1,9 @@
 """Reward functions of the Wordle rubric, each reported as its own metric.
 
-They read the game from ``state["wordle"]`` (written by :class:`~vf_wordle.env.WordleEnv`);
-when a state has no game (scoring saved completions with the rubric alone) the game is
+They read the game from ``state["wordle"]`` (written by :class:`~vf_wordle.env.WordleEnv`),
+after playing the guesses the environment did not answer: the episode ends right after the
+last allowed model turn (verifiers 0.1.x's ``max_turns``), so the final guess is judged here.
+When a state has no game (scoring saved completions with the rubric alone) the game is
 replayed from the completion's assistant messages and the answer.
 """
 
@@ -34,26 +36,36 @@ WEIGHTS = {
 }
 
 
-def replay_game(completion: Messages, answer: str, parser: Any, max_guesses: int = 6) -> GameRecord:
-    """The game a completion played: each assistant message is one guess."""
-    game = new_game(answer, max_guesses)
+def _guesses(completion: Messages) -> list[Any]:
+    """The completion's assistant messages: one guess each."""
     if isinstance(completion, str):
-        completion = [{"role": "assistant", "content": completion}]
-    for message in completion:
+        return [{"role": "assistant", "content": completion}]
+    return [m for m in completion if isinstance(m, dict) and m.get("role") == "assistant"]
+
+
+def play_unanswered(game: GameRecord, completion: Messages, parser: Any) -> GameRecord:
+    """Play, in place, the completion's guesses the game has not seen yet (the final guess,
+    which the environment does not answer). Playing again changes nothing."""
+    for message in _guesses(completion)[len(game["guesses"]):]:
         if is_over(game):
             break
-        if isinstance(message, dict) and message.get("role") == "assistant":
-            play(game, read_guess(parser, message_text(message)))
+        play(game, read_guess(parser, message_text(message)))
     return game
+
+
+def replay_game(completion: Messages, answer: str, parser: Any, max_guesses: int = 6) -> GameRecord:
+    """The game a completion played: each assistant message is one guess."""
+    return play_unanswered(new_game(answer, max_guesses), completion, parser)
 
 
 def game_of(
     state: State | None, completion: Messages, answer: str, parser: Any, max_guesses: int = 6
 ) -> GameRecord:
-    """The rollout's game: ``state["wordle"]``, or a replay when the state lacks it."""
+    """The rollout's game, final guess included: ``state["wordle"]`` (completed in place),
+    or a replay when the state lacks it."""
     game = (state or {}).get("wordle")
     if game is not None:
-        return game
+        return play_unanswered(game, completion, parser)
     return replay_game(completion, answer, parser, max_guesses)
 
 
