@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from verifiers.cli.install import InstallError, build_parser, git_requirement, installer, requirement_args
+from verifiers.cli.install import (
+    InstallError,
+    build_parser,
+    git_requirement,
+    installer,
+    requirement_args,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

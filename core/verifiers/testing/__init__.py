@@ -24,7 +24,7 @@ _MODULES = {
     "fixture_data_dir": "verifiers.testing.fixture_data",
 }
 
-__all__ = sorted(_MODULES)
+__all__ = ["ErrorReply", "Reply", "ScriptedServer", "SpawnedServer", "ToolCall", "fixture_data_dir"]
 
 
 def __getattr__(name: str) -> Any:
