@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -31,9 +32,12 @@ def _load_env(settings: dict[str, Any]) -> Any:
         return vf.load_environment(settings["env_id"], **settings["env_args"])
     except LookupError as exc:  # unknown id, a missing key: the message says it all
         raise UsageError(str(exc).strip("'\"")) from None
-    except (ValueError, TypeError, ImportError) as exc:
+    except ImportError as exc:
+        raise UsageError(f"{settings['env_id']} could not be imported: {exc}. Install what it "
+                         "needs (see its README), or reinstall it with vf-install.") from None
+    except (ValueError, TypeError) as exc:
         raise UsageError(f"{settings['env_id']} rejected its arguments "
-                         f"(-a {settings['env_args']}): {exc}") from None
+                         f"(-a {json.dumps(settings['env_args'])}): {exc}") from None
 
 
 def run_eval(
