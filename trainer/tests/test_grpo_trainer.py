@@ -58,9 +58,14 @@ def tiny(tiny_model_path):
 
 
 def test_learns_a_toy_task_with_the_in_process_engine(tiny, tmp_path):
+    """Deterministic on a loaded machine: the seeds fix the model and the sampling, and one
+    rollout in flight (``max_concurrent=1``) makes every engine batch a single request, so
+    how requests happen to be batched (which depends on the machine's speed) cannot change
+    what is sampled. Measured: 5 runs on a 2-core machine at load averages 8.6 to 14.4 all
+    gave reward 0.083 -> 0.997 (spread 0; the bar is 0.8), in 142 to 229 s each."""
     model, tokenizer = tiny
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=make_env(tokenizer),
-                          args=config(tmp_path))
+                          args=config(tmp_path, max_concurrent=1))
     trainer.train()
     rewards = rewards_logged(trainer)
     start, end = statistics.fmean(rewards[:3]), statistics.fmean(rewards[-3:])
