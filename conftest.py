@@ -1,14 +1,17 @@
-"""Repository-wide test setup: point VF_DATA_DIR at the shared data folder beside the
-checkout when it exists (GSM8K and the Wordle lists), so no test needs the network."""
+"""Repository-wide test setup.
+
+Every test sees the same small data on every machine: ``VF_DATA_DIR`` points at the GSM8K
+rows shipped in ``core/verifiers/testing/data`` (whatever the caller's environment says), so
+no test needs the network or a data folder outside the repository. Tests of other data
+sources set or unset ``VF_DATA_DIR`` themselves (``monkeypatch``)."""
 
 import os
-from pathlib import Path
 
 import pytest
 
-_shared = Path(__file__).resolve().parent.parent / "shared" / "data"
-if "VF_DATA_DIR" not in os.environ and _shared.is_dir():
-    os.environ["VF_DATA_DIR"] = str(_shared)
+from verifiers.testing.fixture_data import fixture_data_dir
+
+os.environ["VF_DATA_DIR"] = str(fixture_data_dir())
 
 
 @pytest.fixture(scope="session")

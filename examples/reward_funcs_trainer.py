@@ -97,7 +97,8 @@ def main() -> None:
     model = options.model or _stand_ins.model_path(options.tiny)
 
     # Load dataset (must have a "prompt" field)
-    gsm8k = load_gsm8k("train").select(range(200))
+    gsm8k = load_gsm8k("train")
+    gsm8k = gsm8k.select(range(min(200, len(gsm8k))))
     dataset = gsm8k.map(lambda row: {
         "prompt": "Solve this math problem step-by-step, then end with 'The answer is N.': "
                   + row["question"] + "\n",

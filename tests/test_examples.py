@@ -148,6 +148,8 @@ def test_grpo_settings(tmp_path):
 
 def test_reward_funcs_trainer(tmp_path):
     needs_trainer()
+    # GSM8K from $VF_DATA_DIR, which the repository's conftest points at the shipped rows
+    assert os.environ["VF_DATA_DIR"].endswith(os.path.join("testing", "data"))
     out = run_example("reward_funcs_trainer.py", "--tiny", cwd=tmp_path)
     pattern = (r"step (\d): reward ([-\d.]+) \(math_problem_reward_function ([\d.]+), "
                r"correctness_reward ([\d.]+), reasoning_reward ([\d.]+), "

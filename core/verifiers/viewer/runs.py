@@ -72,13 +72,13 @@ def load_run(path: Path) -> dict[str, Any]:
 
 
 def _eval_run(path: Path) -> dict[str, Any]:
-    from verifiers.cli.eval_run import load_records
+    from verifiers.cli.eval_store import load_records
     from verifiers.pass_rates import binary_metric_pass_at_k
     from verifiers.results import GenerateOutputs, summarize
 
     meta = json.loads((path / "metadata.json").read_text())
     settings = meta.get("settings", {})
-    records = sorted(load_records(path),
+    records = sorted(load_records(path)[0],
                      key=lambda r: (str(r.get("example_id")), r.get("rollout_index", 0)))
     outputs = GenerateOutputs(records)
     summary = summarize(outputs)

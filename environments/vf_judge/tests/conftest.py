@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from verifiers.testing import fixture_data_dir
 from verifiers.utils.data_utils import load_gsm8k
 
 Handler = Callable[[dict[str, Any]], str]
@@ -75,8 +76,11 @@ def panel_judge(request: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="session")
 def gsm8k_test() -> list[dict[str, Any]]:
-    """The first 20 GSM8K test rows (from $VF_DATA_DIR)."""
-    return load_gsm8k("test").select(range(20)).to_list()
+    """The first 20 GSM8K test rows: those the environment loads by default, from the rows
+    shipped in ``verifiers.testing``'s data (the repository's conftest points $VF_DATA_DIR
+    there)."""
+    shipped = fixture_data_dir() / "gsm8k" / "test.jsonl"
+    return load_gsm8k("test", data_files=str(shipped)).select(range(20)).to_list()
 
 
 @pytest.fixture

