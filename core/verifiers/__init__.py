@@ -22,6 +22,14 @@ _EXPORTS: dict[str, str] = {
     "RubricGroup": "verifiers.rubrics.rubric_group",
     "JudgeRubric": "verifiers.rubrics.judge_rubric",
     "ToolRubric": "verifiers.rubrics.tool_rubric",
+    "MathRubric": "verifiers.rubrics.math_rubric",
+    "RolloutScore": "verifiers.rubrics.scores",
+    "RolloutScores": "verifiers.rubrics.scores",
+    # type names used by reward functions and rubrics
+    "Info": "verifiers.types",
+    "Messages": "verifiers.types",
+    "RewardFunc": "verifiers.types",
+    "State": "verifiers.types",
     # environments
     "Environment": "verifiers.envs.environment",
     "MultiTurnEnv": "verifiers.envs.multi_turn_env",
@@ -41,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     # helpers
     "extract_boxed_answer": "verifiers.utils.data_utils",
     "extract_hash_answer": "verifiers.utils.data_utils",
+    "load_example_dataset": "verifiers.utils.data_utils",
     "convert_func_to_oai_tool": "verifiers.utils.tool_utils",
 }
 
@@ -88,8 +97,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from verifiers.processing import ProcessedOutputs
     from verifiers.results import GenerateOutputs
     from verifiers.rubrics.judge_rubric import JudgeRubric
+    from verifiers.rubrics.math_rubric import MathRubric
     from verifiers.rubrics.rubric import Rubric
     from verifiers.rubrics.rubric_group import RubricGroup
+    from verifiers.rubrics.scores import RolloutScore, RolloutScores
     from verifiers.rubrics.tool_rubric import ToolRubric
-    from verifiers.utils.data_utils import extract_boxed_answer, extract_hash_answer
+    from verifiers.types import Info, Messages, RewardFunc, State
+    from verifiers.utils.data_utils import (
+        extract_boxed_answer,
+        extract_hash_answer,
+        load_example_dataset,
+    )
     from verifiers.utils.tool_utils import convert_func_to_oai_tool
