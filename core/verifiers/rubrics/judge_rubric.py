@@ -171,8 +171,9 @@ class JudgeRubric(Rubric):
 
     Several judges: ``judge_models=[...]`` with ``aggregation`` (``mean``, ``min``, ``max``,
     ``majority``) asks every judge, reads each verdict (yes/no or a score, see
-    :func:`parse_verdict`) and combines them in :meth:`judge_score`, the rubric's reward
-    when no ``funcs`` are given; each judge's prompt, reply and score is kept in
+    :func:`parse_verdict`) and combines them in :meth:`judge_score`; in this form (and
+    without ``funcs``) ``judge_score`` is the rubric's reward. Each judge's prompt, reply
+    and score is kept in
     ``state["judge"]``. A judge that fails (timeout, server error, unreadable verdict)
     records an error on the rollout instead of scoring it 0.
 
@@ -240,9 +241,8 @@ class JudgeRubric(Rubric):
             judge=self.judge, judge_client=self.judge_client, judge_model=self.judge_model,
             judge_prompt=self.judge_prompt, judge_sampling_args=self.judge_sampling_args,
         )
-        several = judge_models is not None or aggregation is not None
-        if several and not funcs:
-            self.add_reward_func(self.judge_score, 1.0)
+        if funcs is None and (judge_models is not None or aggregation is not None):
+            self.add_reward_func(self.judge_score, 1.0)  # the multi-judge form's reward
 
     @property
     def template(self) -> str:
