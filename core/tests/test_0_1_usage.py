@@ -61,7 +61,8 @@ def test_single_turn_xml_parser_with_alternative_tags(make_scripted_server):
     server = make_scripted_server(handler=cycling_handler(replies))
     env = load_alternatives_environment()
     assert "<[ answer | final ]>" in env.dataset[0]["prompt"][0]["content"]
-    results = env.evaluate(server.client(), "m", num_examples=2, rollouts_per_example=3)
+    results = env.evaluate(server.client(), "m", num_examples=2, rollouts_per_example=3,
+                           max_concurrent=1)  # replies cycle in request order
     assert results["metrics"]["correct_answer_reward_func"] == [1.0, 1.0, 0.0] * 2
     assert results["metrics"]["format_reward"] == pytest.approx([1.0, 1.0, 0.2] * 2)
     assert results["rewards"] == pytest.approx([1.2, 1.2, 0.04] * 2)
@@ -98,16 +99,36 @@ def test_an_overridden_score_rollouts_scores_each_examples_group(make_scripted_s
     parser = vf.XMLParser(["answer"])
     rubric = MajorityVoteRubric(parser)
     env = vf.SingleTurnEnv(dataset=QUESTIONS, parser=parser, rubric=rubric)
-    results = env.evaluate(server.client(), "m", num_examples=3, rollouts_per_example=3)
+    results = env.evaluate(server.client(), "m", num_examples=3, rollouts_per_example=3,
+                           max_concurrent=1)
     assert rubric.group_sizes == [3, 3, 3]  # one call per example, with all of its rollouts
     assert results["rewards"] == [1.0, 1.0, 0.0] * 3
     assert results["metrics"]["correct"] == [1.0, 1.0, 0.0] * 3
 
     grouped = vf.RubricGroup([rubric, vf.Rubric(funcs=[lambda completion: 0.5])])
     env.rubric = grouped
-    results = env.evaluate(server.client(), "m", num_examples=1, rollouts_per_example=3)
+    results = env.evaluate(server.client(), "m", num_examples=1, rollouts_per_example=3,
+                           max_concurrent=1)
     assert results["rewards"] == [1.5, 1.5, 0.5]  # the member's override is honoured
     assert set(results["metrics"]) == {"agrees", "correct", "lambda"}
+
+
+def test_env_group_members_score_through_their_own_score_rollouts(make_scripted_server):
+    def replies(question):
+        a = number_in(question)
+        return [f"<answer>{2 * a}</answer>", f"<answer>{a}</answer>", f"<answer>{2 * a}</answer>"]
+
+    server = make_scripted_server(handler=cycling_handler(replies))
+    parser = vf.XMLParser(["answer"])
+    voting = MajorityVoteRubric(parser)
+    vote_env = vf.SingleTurnEnv(dataset=QUESTIONS[:2], parser=parser, rubric=voting)
+    plain_env = vf.SingleTurnEnv(dataset=QUESTIONS[2:], parser=parser,
+                                 rubric=vf.Rubric(funcs=[lambda completion: 0.5]))
+    group = vf.EnvGroup([vote_env, plain_env], env_names=["vote", "plain"])
+    results = group.evaluate(server.client(), "m", rollouts_per_example=3, max_concurrent=1)
+    assert voting.group_sizes == [3, 3]
+    assert results["rewards"] == [1.0, 0.0, 1.0] * 2 + [0.5] * 6
+    assert results["metrics"]["agrees"][:6] == [1.0, 0.0, 1.0] * 2
 
 
 def test_an_overridden_score_rollout_is_used(make_scripted_server):
