@@ -46,7 +46,7 @@ def scoring() -> dict[str, float]:
     out = {}
     for name, funcs in (("sync", [sync_a, sync_b]), ("async", [async_a, async_b])):
         rubric = vf.Rubric(funcs=funcs)
-        seconds = best(lambda: rubric.score_rollouts(
+        seconds = best(lambda rubric=rubric: rubric.score_rollouts(
             [[]] * ROLLOUTS, [completion] * ROLLOUTS, ["1"] * ROLLOUTS, [{} for _ in range(ROLLOUTS)]
         ))
         out[f"{name}_us_per_call"] = round(seconds / ROLLOUTS / 2 * 1e6, 1)
@@ -60,7 +60,7 @@ def parsing() -> dict[str, float]:
     out = {}
     for size in (250, 500):  # the pattern backtracks: its time grows much faster than the run
         text = "<answer>" + " " * size
-        out[f"pattern_{size}_chars_ms"] = round(best(lambda: pattern.search(text), 1) * 1e3, 1)
+        out[f"pattern_{size}_chars_ms"] = round(best(lambda text=text: pattern.search(text), 1) * 1e3, 1)
     text = "<answer>" + " " * 1_000_000
     out["xmlparser_1mb_ms"] = round(best(lambda: parser.parse(text)) * 1e3, 2)
     out["pattern_growth_2x_input"] = round(out["pattern_500_chars_ms"] / max(out["pattern_250_chars_ms"], 1e-3), 1)

@@ -10,7 +10,7 @@ on an opening tag followed by a long run of whitespace, or on many unclosed tags
 from __future__ import annotations
 
 import re
-
+from collections import deque
 
 _PATTERNS: dict[str, re.Pattern[str]] = {}
 
@@ -40,10 +40,8 @@ def find_block(text: str, tag: str, last: bool = False) -> str | None:
     end = text.rfind(closing)
     if end < i:
         return None
-    found = None
-    for found in _block_pattern(tag).finditer(text, i, end + len(closing)):
-        pass
-    return None if found is None else found.group(1).strip()
+    matches = deque(_block_pattern(tag).finditer(text, i, end + len(closing)), maxlen=1)
+    return matches[0].group(1).strip() if matches else None
 
 
 def has_tag(text: str, tag: str) -> bool:

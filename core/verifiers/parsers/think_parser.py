@@ -33,11 +33,8 @@ class ThinkParser(Parser):
     def parse(self, text: str) -> Any:
         if not isinstance(text, str):
             text = content_text(text)
-        if "</think>" in text:
-            text = text.rsplit("</think>", 1)[1].strip()
-        else:
-            text = ""
-        return super().parse(text)
+        answer = text.rsplit("</think>", 1)[1].strip() if "</think>" in text else ""
+        return super().parse(answer)
 
     def get_format_reward_func(self) -> Callable[..., float]:
         """Per assistant turn, 1.0 when it starts with one ``<think>`` block, closed once,

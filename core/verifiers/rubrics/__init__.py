@@ -15,5 +15,12 @@ def __getattr__(name: str):  # MathRubric loads lazily (math-verify is optional)
     raise AttributeError(f"module 'verifiers.rubrics' has no attribute {name!r}")
 
 
-__all__ = ["JudgeRubric", "MathRubric", "Rubric", "RubricGroup", "RolloutScore", "RolloutScores",
-           "ToolRubric"]
+__all__ = [
+    "JudgeRubric",
+    "MathRubric",
+    "RolloutScore",
+    "RolloutScores",
+    "Rubric",
+    "RubricGroup",
+    "ToolRubric",
+]

@@ -209,7 +209,7 @@ class JudgeRubric(Rubric):
         retry_policy: RetryPolicy | None = None,
         funcs: Sequence[Any] | None = None,
         weights: Sequence[float] | None = None,
-        reward_timeout: float | None | Literal["auto"] = "auto",
+        reward_timeout: float | Literal["auto"] | None = "auto",
         **kwargs: Any,
     ) -> None:
         if judge_client is not None and client is not None and judge_client is not client:
@@ -218,11 +218,12 @@ class JudgeRubric(Rubric):
             raise ValueError("JudgeRubric got both judge_prompt and template; pass one of them.")
         if aggregation is not None and aggregation not in ("mean", "min", "max", "majority"):
             raise ValueError(f"aggregation={aggregation!r}: use mean, min, max or majority.")
-        if judge_models is not None:
-            if isinstance(judge_models, str) or not judge_models or not all(
-                isinstance(m, str) and m for m in judge_models
-            ):
-                raise ValueError(f"judge_models must be a non-empty list of model names, got {judge_models!r}.")
+        if judge_models is not None and (
+            isinstance(judge_models, str)
+            or not judge_models
+            or not all(isinstance(m, str) and m for m in judge_models)
+        ):
+            raise ValueError(f"judge_models must be a non-empty list of model names, got {judge_models!r}.")
         policy = retry_policy or RetryPolicy(timeout=120.0)
         super().__init__(
             funcs=funcs, weights=weights, parser=parser, parallelize_scoring=parallelize_scoring,

@@ -67,7 +67,7 @@ def unique_names(funcs: Sequence[Callable[..., Any]]) -> list[str]:
 
 
 def _target(func: Callable[..., Any]) -> Callable[..., Any]:
-    if inspect.isfunction(func) or inspect.ismethod(func) or not hasattr(func, "__call__"):
+    if inspect.isfunction(func) or inspect.ismethod(func) or not callable(func):
         return func
     return func.__call__  # type: ignore[operator]
 
@@ -149,7 +149,7 @@ class Rubric:
         if reward_timeout is not None and reward_timeout <= 0:
             raise ValueError(f"reward_timeout must be > 0 seconds (or None), got {reward_timeout!r}.")
         self.reward_funcs: list[RewardFunc] = funcs
-        self.reward_weights: list[float] = [_check_weight(w, f) for w, f in zip(weights, funcs)]
+        self.reward_weights: list[float] = [_check_weight(w, f) for w, f in zip(weights, funcs, strict=True)]
         self.parser = parser or Parser()
         self.parallelize_scoring = parallelize_scoring
         self.reward_timeout = reward_timeout
@@ -204,7 +204,7 @@ class Rubric:
                 left = None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
                 try:
                     value = await asyncio.wait_for(_awaited(value), left)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     raise RewardTimeout(f"did not return within {timeout:g} s") from None
         except RewardTimeout as exc:
             raise RewardTimeout(
@@ -286,9 +286,9 @@ class Rubric:
                 return exc
 
         if self.parallelize_scoring and len(funcs) > 1:
-            values = await asyncio.gather(*(attempt(f, n) for f, n in zip(funcs, names)))
+            values = await asyncio.gather(*(attempt(f, n) for f, n in zip(funcs, names, strict=True)))
         else:
-            values = [await attempt(f, n) for f, n in zip(funcs, names)]
+            values = [await attempt(f, n) for f, n in zip(funcs, names, strict=True)]
         metrics: dict[str, float] = {}
         failed = False
         for name, value in zip(names, values, strict=True):
@@ -300,7 +300,7 @@ class Rubric:
                 metrics[name] = value
         # a function may return NaN (or None, in TRL's convention) for rollouts it does not
         # score: it is left out of the sum; a rollout that no function scores is an error
-        scored = [(metrics[n], float(w)) for n, w in zip(names, weights) if not math.isnan(metrics[n])]
+        scored = [(metrics[n], float(w)) for n, w in zip(names, weights, strict=True) if not math.isnan(metrics[n])]
         if not failed and names and not scored:
             failed = True
             record_error(state, "reward_error", "no reward function scored this rollout (all NaN)")

@@ -16,7 +16,7 @@ class RolloutScore(MutableMapping[str, float]):
     """The score of one rollout: ``reward`` (the weighted sum) and ``metrics`` (each reward
     function's value by name). As a mapping: ``{"reward": reward, **metrics}``."""
 
-    __slots__ = ("reward", "metrics")
+    __slots__ = ("metrics", "reward")
 
     def __init__(self, reward: float = 0.0, metrics: Mapping[str, float] | None = None) -> None:
         self.reward = float(reward)
@@ -80,7 +80,7 @@ class RolloutScores(MutableMapping[str, list[float]]):
     (``{function name: [one value per rollout]}``). As a mapping: ``{"reward": [...],
     **metrics}``. ``scores.rollout(i)`` is rollout ``i``'s :class:`RolloutScore`."""
 
-    __slots__ = ("reward", "metrics")
+    __slots__ = ("metrics", "reward")
 
     def __init__(
         self, reward: list[float] | None = None, metrics: Mapping[str, list[float]] | None = None

@@ -81,5 +81,5 @@ async def call_in_thread(func: Callable[..., Any], kwargs: dict[str, Any], timeo
         return await future
     try:
         return await asyncio.wait_for(asyncio.shield(future), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise RewardTimeout(f"did not return within {timeout:g} s") from None

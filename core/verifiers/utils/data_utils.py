@@ -205,7 +205,7 @@ def strip_non_numeric(text: str) -> str:
 
 def _mcq(question: str, options: Sequence[str], letters: Sequence[str]) -> str:
     lines = [f"Question: {question}", ""]
-    lines += [f"{letter}: {option}" for letter, option in zip(letters, options)]
+    lines += [f"{letter}: {option}" for letter, option in zip(letters, options, strict=False)]
     return "\n".join(lines)
 
 
@@ -231,7 +231,7 @@ def _mmlu_pro_row(row: Mapping[str, Any], rng: Any) -> dict[str, str]:
 
 
 def _openbookqa_row(row: Mapping[str, Any], rng: Any) -> dict[str, str]:
-    choices = [f"{label}. {text}" for label, text in zip(row["choices"]["label"], row["choices"]["text"])]
+    choices = [f"{label}. {text}" for label, text in zip(row["choices"]["label"], row["choices"]["text"], strict=True)]
     question = f"Question: {row['question_stem']}\n\nChoices:\n" + "\n".join(choices)
     return {"question": question, "answer": row["answerKey"]}
 
