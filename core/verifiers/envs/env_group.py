@@ -7,8 +7,8 @@ from typing import Any
 
 from verifiers.envs.environment import Environment
 from verifiers.rubrics.rubric import Rubric
-from verifiers.rubrics.scores import RolloutScores
-from verifiers.types import Info, Messages, RolloutScore, SamplingArgs, State
+from verifiers.rubrics.scores import RolloutScore, RolloutScores
+from verifiers.types import Info, Messages, SamplingArgs, State
 from verifiers.utils.async_utils import maybe_await, sync_or_async
 
 
@@ -47,7 +47,7 @@ class EnvGroupRubric(Rubric):
         scores = await maybe_await(
             env.rubric.score_rollout(prompt, completion, answer, state, task, info, **kwargs)
         )
-        return {"reward": scores["reward"], **{n: scores.get(n, float("nan")) for n in self._all_names}}
+        return RolloutScore(scores["reward"], {n: scores.get(n, float("nan")) for n in self._all_names})
 
     @sync_or_async
     async def score_rollouts(
