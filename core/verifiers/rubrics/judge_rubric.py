@@ -190,6 +190,8 @@ class JudgeRubric(Rubric):
         max_score: the top of a numeric verdict's scale (integers are divided by it).
         retry_policy: timeouts and retries of judge requests (default 120 s, 3 retries).
         funcs, weights: reward functions (for example ones that call ``judge``).
+        reward_timeout: seconds per reward function call; ``"auto"`` allows one judge
+            request with all the retries of ``retry_policy``.
     """
 
     def __init__(
