@@ -1,4 +1,6 @@
-"""JudgeRubric: verdict parsing, several judges, errors recorded, against real servers."""
+"""JudgeRubric: 0.1.x judge() replies, several judges, verdicts, errors, against real servers."""
+
+import asyncio
 
 import pytest
 
@@ -47,10 +49,53 @@ def judge_handler(request):
     return "yes" if "42" in text.split("Response:")[-1] else "no"
 
 
+def test_the_0_1_form_adds_no_reward_and_judge_returns_the_reply_text(make_scripted_server):
+    judge = make_scripted_server(handler=lambda r: "Yes, that is right.")
+    rubric = vf.JudgeRubric(judge_client=judge.client(), judge_model="j",
+                            judge_prompt="Q: {question}\nRef: {answer}\nGot: {response}")
+    assert rubric.get_reward_func_names() == []  # nothing added behind the author's back
+    state = {}
+    scores = rubric.score_rollout_sync(PROMPT, GOOD, "42", state)
+    assert scores.reward == 0.0 and scores.metrics == {} and not state.get("error")
+
+    async def ask_twice():
+        first = await rubric.judge(PROMPT, GOOD, "42", state, extra="forwarded kwargs")
+        second = await rubric.judge(PROMPT, GOOD, "42", state)
+        return first, second
+
+    assert asyncio.run(ask_twice()) == ("Yes, that is right.", "Yes, that is right.")
+    assert len(judge.requests) == 1  # the second answer came from state["judge_response"]
+    sent = judge.requests[0]["messages"][0]["content"]
+    assert sent == "Q: What is 6*7?\nRef: 42\nGot: It is 42."
+    assert state["judge_response"] == {sent: "Yes, that is right."}
+    assert judge.requests[0]["model"] == "j"
+
+
+def test_authors_reward_functions_turn_the_reply_into_a_score(make_scripted_server):
+    judge = make_scripted_server(handler=lambda r: "yes" if "42" in r["messages"][0]["content"] else "no")
+    rubric = vf.JudgeRubric(judge_client=judge.sync_client())
+
+    async def judged(judge, prompt, completion, answer, state, **kwargs):  # 0.1.x's usual form
+        reply = await judge(prompt, completion, answer, state, **kwargs)
+        return 1.0 if "yes" in reply.lower() else 0.0
+
+    def graded(prompt, completion, answer, state, **kwargs):  # sync, calls the rubric directly
+        reply = rubric.judge(prompt, completion, answer, state, **kwargs)
+        return {"yes": 0.5}.get(reply.strip().lower(), 0.0)
+
+    rubric.add_reward_func(judged, 1.0)
+    rubric.add_reward_func(graded, 2.0)
+    good = rubric.score_rollout_sync(PROMPT, GOOD, "42", {})
+    assert good == {"reward": 2.0, "judged": 1.0, "graded": 0.5}
+    bad = rubric.score_rollout_sync(PROMPT, [{"role": "assistant", "content": "It is 41."}], "7", {})
+    assert bad.reward == 0.0 and bad.metrics == {"judged": 0.0, "graded": 0.0}
+
+
 def test_several_judges_aggregate_and_keep_their_replies(make_scripted_server):
     judge = make_scripted_server(handler=judge_handler)
     rubric = vf.JudgeRubric(judge_client=judge.sync_client(), judge_models=["a", "b", "strict"],
                             aggregation="majority")
+    assert rubric.get_reward_func_names() == ["judge_score"]
     state = {}
     scores = rubric.score_rollout_sync(PROMPT, GOOD, "42", state)
     assert scores == {"reward": 1.0, "judge_score": 1.0}
@@ -63,20 +108,21 @@ def test_several_judges_aggregate_and_keep_their_replies(make_scripted_server):
 
 def test_custom_template_and_aliases(make_scripted_server):
     judge = make_scripted_server(handler=lambda r: "<score>6</score>")
-    rubric = vf.JudgeRubric(judge_client=judge.client(), judge_model="j",
+    rubric = vf.JudgeRubric(judge_client=judge.client(), judge_models=["j"],
                             template="Q: {prompt}\nA: {completion}\nRef: {answer}\nScore 0-10.")
     assert rubric.score_rollout_sync(PROMPT, GOOD, "42", {})["reward"] == pytest.approx(0.6)
     sent = judge.requests[0]["messages"][0]["content"]
     assert sent == "Q: What is 6*7?\nA: It is 42.\nRef: 42\nScore 0-10."
-    bad = vf.JudgeRubric(judge_client=judge.client(), template="{nope}")
-    state = {}
-    bad.score_rollout_sync(PROMPT, GOOD, "42", state)
-    assert "unknown placeholder" in state["error"]["message"]
+    assert rubric.template == rubric.judge_prompt
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        vf.JudgeRubric(judge_client=judge.client(), template="{nope}")
+    with pytest.raises(ValueError, match="both judge_prompt and template"):
+        vf.JudgeRubric(judge_prompt="a {question}", template="b {question}")
 
 
 def test_failing_judge_is_an_error_not_a_zero(make_scripted_server):
     judge = make_scripted_server(handler=lambda r: "hmm, hard to say")
-    rubric = vf.JudgeRubric(judge_client=judge.client(), judge_model="j",
+    rubric = vf.JudgeRubric(judge_client=judge.client(), judge_models=["j"],
                             retry_policy=vf.RetryPolicy(max_retries=0, timeout=1.0))
     state = {}
     scores = rubric.score_rollout_sync(PROMPT, GOOD, "42", state)
@@ -89,19 +135,26 @@ def test_failing_judge_is_an_error_not_a_zero(make_scripted_server):
     assert "timeout" in state["error"]["message"].lower()
 
 
-def test_judge_is_available_to_other_reward_functions(make_scripted_server):
+def test_an_unreachable_judge_fails_the_authors_function_visibly(make_scripted_server):
     judge = make_scripted_server(default_reply="yes")
+    rubric = vf.JudgeRubric(judge_client=judge.client(),
+                            retry_policy=vf.RetryPolicy(max_retries=0, timeout=2.0))
 
-    async def double_check(judge, prompt, completion, answer, state):
-        return 2 * await judge(prompt, completion, answer, state)
+    async def judged(judge, prompt, completion, answer, state):
+        return 1.0 if "yes" in (await judge(prompt, completion, answer, state)).lower() else 0.0
 
-    rubric = vf.JudgeRubric(judge_client=judge.client(), funcs=[double_check])
-    assert rubric.score_rollout_sync(PROMPT, GOOD, "42", {})["double_check"] == 2.0
+    rubric.add_reward_func(judged)
+    judge.fail_next("500")
+    state = {}
+    assert rubric.score_rollout_sync(PROMPT, GOOD, "42", state).reward == 0.0
+    assert state["error"]["func"] == "judged" and "JudgeError" in state["error"]["message"]
+    assert "judge_response" not in state  # a failure is not cached: the next call asks again
+    assert rubric.score_rollout_sync(PROMPT, GOOD, "42", {}).reward == 1.0
 
 
 def test_a_failed_judge_is_asked_again_on_the_next_call(make_scripted_server):
     judge = make_scripted_server(default_reply="yes")
-    rubric = vf.JudgeRubric(judge_client=judge.client(), judge_model="j",
+    rubric = vf.JudgeRubric(judge_client=judge.client(), judge_models=["j"],
                             retry_policy=vf.RetryPolicy(max_retries=0, timeout=2.0),
                             judge_sampling_args={"top_k": 5})
     judge.fail_next("500")
@@ -109,10 +162,19 @@ def test_a_failed_judge_is_asked_again_on_the_next_call(make_scripted_server):
 
     async def twice():
         with pytest.raises(JudgeError):
-            await rubric.judge(PROMPT, GOOD, "42", state)
-        return await rubric.judge(PROMPT, GOOD, "42", state)
-
-    import asyncio
+            await rubric.judge_score(PROMPT, GOOD, "42", state)
+        return await rubric.judge_score(PROMPT, GOOD, "42", state)
 
     assert asyncio.run(twice()) == 1.0
     assert judge.requests[-1]["top_k"] == 5
+
+
+def test_judge_rubric_takes_0_1_positional_order(make_scripted_server):
+    judge = make_scripted_server(default_reply="no")
+    parser = vf.XMLParser(["answer"])
+    rubric = vf.JudgeRubric(parser, False, judge.client(), "model-x", {"temperature": 0}, "{response}")
+    assert rubric.parser is parser and rubric.judge_model == "model-x"
+    assert rubric.judge_sampling_args == {"temperature": 0}
+    state = {}
+    reply = rubric.judge(PROMPT, [{"role": "assistant", "content": "<answer>42</answer>"}], "42", state)
+    assert reply == "no" and judge.requests[0]["messages"][0]["content"] == "42"

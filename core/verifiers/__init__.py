@@ -22,6 +22,9 @@ _EXPORTS: dict[str, str] = {
     "RubricGroup": "verifiers.rubrics.rubric_group",
     "JudgeRubric": "verifiers.rubrics.judge_rubric",
     "ToolRubric": "verifiers.rubrics.tool_rubric",
+    "MathRubric": "verifiers.rubrics.math_rubric",
+    "RolloutScore": "verifiers.rubrics.scores",
+    "RolloutScores": "verifiers.rubrics.scores",
     # environments
     "Environment": "verifiers.envs.environment",
     "MultiTurnEnv": "verifiers.envs.multi_turn_env",
@@ -39,8 +42,6 @@ _EXPORTS: dict[str, str] = {
     "Info": "verifiers.types",
     "Messages": "verifiers.types",
     "RewardFunc": "verifiers.types",
-    "RolloutScore": "verifiers.types",
-    "RolloutScores": "verifiers.types",
     "SamplingArgs": "verifiers.types",
     "State": "verifiers.types",
     # loading
@@ -54,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     # helpers
     "extract_boxed_answer": "verifiers.utils.data_utils",
     "extract_hash_answer": "verifiers.utils.data_utils",
+    "load_example_dataset": "verifiers.utils.data_utils",
     "convert_func_to_oai_tool": "verifiers.utils.tool_utils",
     "ToolArgumentError": "verifiers.utils.tool_utils",
     "validate_tool_arguments": "verifiers.utils.tool_utils",
@@ -107,20 +109,24 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from verifiers.processing import ProcessedOutputs
     from verifiers.results import GenerateOutputs
     from verifiers.rubrics.judge_rubric import JudgeRubric
+    from verifiers.rubrics.math_rubric import MathRubric
     from verifiers.rubrics.rubric import Rubric
     from verifiers.rubrics.rubric_group import RubricGroup
+    from verifiers.rubrics.scores import RolloutScore, RolloutScores
     from verifiers.rubrics.tool_rubric import ToolRubric
     from verifiers.types import (
         ChatMessage,
         Info,
         Messages,
         RewardFunc,
-        RolloutScore,
-        RolloutScores,
         SamplingArgs,
         State,
     )
-    from verifiers.utils.data_utils import extract_boxed_answer, extract_hash_answer
+    from verifiers.utils.data_utils import (
+        extract_boxed_answer,
+        extract_hash_answer,
+        load_example_dataset,
+    )
     from verifiers.utils.tool_utils import (
         ToolArgumentError,
         convert_func_to_oai_tool,

@@ -12,7 +12,6 @@ light.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -29,30 +28,15 @@ _LAZY: dict[str, str] = {
     "GenerateInputs": "verifiers.inputs",
     "GenerateOutputs": "verifiers.results",
     "ProcessedOutputs": "verifiers.processing",
+    "RolloutScore": "verifiers.rubrics.scores",
+    "RolloutScores": "verifiers.rubrics.scores",
 }
-
-#: Where the score records live (``.reward`` / ``.metrics`` that also answer ``["reward"]``).
-_SCORES_MODULE = "verifiers.rubrics.scores"
-
-
-def _scores_module_exists() -> bool:
-    try:
-        return importlib.util.find_spec(_SCORES_MODULE) is not None
-    except ModuleNotFoundError:
-        return False
-
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-    elif name in ("RolloutScore", "RolloutScores"):
-        if _scores_module_exists():
-            value = getattr(importlib.import_module(_SCORES_MODULE), name)
-        else:  # rubrics that still return plain dicts
-            value = dict[str, float] if name == "RolloutScore" else dict[str, list[float]]
-    else:
+    if module is None:
         raise AttributeError(f"module 'verifiers.types' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
@@ -61,9 +45,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from verifiers.inputs import GenerateInputs
     from verifiers.processing import ProcessedOutputs
     from verifiers.results import GenerateOutputs
-
-    RolloutScore: TypeAlias = dict[str, float]
-    RolloutScores: TypeAlias = dict[str, list[float]]
+    from verifiers.rubrics.scores import RolloutScore, RolloutScores
 
 __all__ = [
     "ChatMessage", "GenerateInputs", "GenerateOutputs", "Info", "Message", "MessageType",

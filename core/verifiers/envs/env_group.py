@@ -7,7 +7,9 @@ from typing import Any
 
 from verifiers.envs.environment import Environment
 from verifiers.rubrics.rubric import Rubric
-from verifiers.types import Info, Messages, RolloutScore, SamplingArgs, State
+from verifiers.rubrics.scores import RolloutScore, RolloutScores
+from verifiers.types import Info, Messages, SamplingArgs, State
+from verifiers.utils.async_utils import maybe_await, sync_or_async
 
 
 class EnvGroupRubric(Rubric):
@@ -42,8 +44,45 @@ class EnvGroupRubric(Rubric):
         env = self.env_map.get(task)
         if env is None:
             raise KeyError(f"No environment for task {task!r}; known: {sorted(self.env_map)}.")
-        scores = await env.rubric._score(prompt, completion, answer, state, task, info, **kwargs)
-        return {"reward": scores["reward"], **{n: scores.get(n, float("nan")) for n in self._all_names}}
+        scores = await maybe_await(
+            env.rubric.score_rollout(prompt, completion, answer, state, task, info, **kwargs)
+        )
+        return RolloutScore(scores["reward"], {n: scores.get(n, float("nan")) for n in self._all_names})
+
+    @sync_or_async
+    async def score_rollouts(
+        self,
+        prompts: Sequence[Messages],
+        completions: Sequence[Messages],
+        answers: Sequence[Any],
+        states: Sequence[State],
+        tasks: Sequence[str] | None = None,
+        infos: Sequence[Info] | None = None,
+        max_concurrent: int = -1,
+        **kwargs: Any,
+    ) -> RolloutScores:
+        """Each task's rollouts scored by its environment's own ``score_rollouts``."""
+        n = len(prompts)
+        tasks = list(tasks) if tasks is not None else ["default"] * n
+        infos = list(infos) if infos is not None else [{} for _ in range(n)]
+        by_task: dict[str, list[int]] = {}
+        for i, task in enumerate(tasks):
+            if task not in self.env_map:
+                raise KeyError(f"No environment for task {task!r}; known: {sorted(self.env_map)}.")
+            by_task.setdefault(task, []).append(i)
+        out = RolloutScores([0.0] * n, {name: [float("nan")] * n for name in self._all_names})
+        for task, idx in by_task.items():
+            part = RolloutScores.from_mapping(await maybe_await(self.env_map[task].rubric.score_rollouts(
+                [prompts[i] for i in idx], [completions[i] for i in idx], [answers[i] for i in idx],
+                [states[i] for i in idx], [tasks[i] for i in idx], [infos[i] for i in idx],
+                max_concurrent, **kwargs,
+            )))
+            part.check_length(len(idx), f"{type(self.env_map[task].rubric).__name__}.score_rollouts")
+            for j, i in enumerate(idx):
+                out.reward[i] = part.reward[j]
+                for name, values in part.metrics.items():
+                    out.metrics.setdefault(name, [float("nan")] * n)[i] = values[j]
+        return out
 
 
 class EnvGroup(Environment):

@@ -35,6 +35,7 @@ from verifiers.clients import (
 from verifiers.envs.tool_call import ToolCall, plain_messages
 from verifiers.parsers.parser import Parser
 from verifiers.results import GenerateOutputs
+from verifiers.rubrics.group_scoring import GroupScorer, score_records
 from verifiers.rubrics.rubric import Rubric, record_error
 from verifiers.types import (
     ChatMessage,
@@ -426,20 +427,8 @@ class Environment(ABC):
             )
         state["example_id"] = row.get("example_id")
         state.setdefault("timing", {})
-        scores: dict[str, float] = {}
-        if score and not state.get("error"):
-            scores = await self.rubric._score(
-                prompt=row["prompt"], completion=completion, answer=answer, state=state,
-                task=task, info=info,
-            )
         state["timing"]["total_s"] = time.perf_counter() - start
-        if not self.keep_responses:
-            state.pop("responses", None)
-        if not score:
-            reward = math.nan  # not scored (score_rollouts=False)
-        else:
-            reward = 0.0 if state.get("error") else float(scores.get("reward", 0.0))
-        return {
+        record = {
             "example_id": row.get("example_id"),
             "rollout_index": row.get("rollout_index", 0),
             "prompt": row["prompt"],
@@ -447,11 +436,20 @@ class Environment(ABC):
             "answer": answer,
             "task": task,
             "info": info,
-            "reward": reward,
-            "metrics": {k: v for k, v in scores.items() if k != "reward"},
+            "reward": math.nan,  # not scored (score_rollouts=False) until a rubric sets it
+            "metrics": {},
             "error": state.get("error"),
             "state": state,
         }
+        if score:  # through the rubric's public score_rollouts (a group of one here)
+            await score_records(self.rubric, [record])
+            self._drop_responses(record)
+        return record
+
+    def _drop_responses(self, record: dict[str, Any]) -> None:
+        """``keep_responses=False``: the raw response objects go once the rollout is scored."""
+        if not self.keep_responses:
+            record["state"].pop("responses", None)
 
     # -- many rollouts --------------------------------------------------------------------
     async def a_generate(
@@ -500,9 +498,15 @@ class Environment(ABC):
         gate: Any = asyncio.Semaphore(limit) if limit and limit > 0 else nullcontext()
         bar = _progress_bar(len(todo), progress)
 
+        # each example's rollouts are scored together by rubric.score_rollouts
+        scorer = GroupScorer(self.rubric, todo) if score_rollouts else None
+
         async def one(row: dict[str, Any]) -> dict[str, Any]:
             async with gate:
-                record = await self.run_rollout(client, model, row, sampling_args, score_rollouts)
+                record = await self.run_rollout(client, model, row, sampling_args, score=False)
+            if scorer is not None:
+                await scorer.add(record)
+            self._drop_responses(record)
             if on_result is not None:
                 on_result(record)
             if bar is not None:

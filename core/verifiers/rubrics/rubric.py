@@ -1,13 +1,22 @@
 """Rubric: a weighted list of reward functions.
 
 Reward functions are plain callables, sync or async, that take any of these arguments by
-name: ``prompt, completion, answer, state, task, info, parser`` (plus whatever a rubric
-adds, e.g. ``judge``); a function with ``**kwargs`` receives them all. Each returns a number,
-or ``None``/NaN for a rollout it does not score (left out of the weighted sum; a rollout no
-function scores is recorded as failed).
+name: ``prompt, completion, answer, state, task, info, parser`` (plus the rubric's
+``class_objects``, e.g. ``judge``); a function with ``**kwargs`` receives them all. Each
+returns a number, or ``None``/NaN for a rollout it does not score (left out of the weighted
+sum; a rollout no function scores is recorded as failed).
 
-A reward function that raises does not crash the run and is not silently scored 0: the
-exception is recorded on the rollout's state (``state["error"]`` and
+Scoring goes through the public methods, so subclasses can override them (verifiers 0.1.x):
+``score_rollouts`` (a group of rollouts: voting, ranking) calls ``score_rollout`` for each
+rollout, which calls each function through ``call_reward_func``. ``reward_funcs`` and
+``reward_weights`` are plain lists that may be reassigned or edited at any time.
+
+Synchronous functions run in a worker thread (the event loop keeps serving other rollouts)
+and every call is limited to ``reward_timeout`` seconds (see
+:mod:`verifiers.rubrics.worker_threads` for what happens to a function that runs away).
+
+A reward function that raises or times out does not crash the run and is not silently
+scored 0: the exception is recorded on the rollout's state (``state["error"]`` and
 ``state["reward_errors"]``), the function's value is NaN, the rollout's reward is 0.0 and it
 is counted as failed in summaries (trainers drop failed rollouts from their groups).
 """
@@ -18,16 +27,22 @@ import asyncio
 import inspect
 import logging
 import math
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
 from verifiers.parsers.parser import Parser
-from verifiers.types import Info, Messages, RewardFunc, RolloutScore, State
+from verifiers.rubrics.scores import RolloutScore, RolloutScores
+from verifiers.rubrics.worker_threads import RewardTimeout, call_in_thread
+from verifiers.types import Info, Messages, RewardFunc, State
 from verifiers.utils.async_utils import maybe_await, run_sync, sync_or_async
 
 logger = logging.getLogger(__name__)
+
+#: Seconds one reward function call may take before it is recorded as a reward error.
+DEFAULT_REWARD_TIMEOUT = 120.0
 
 
 def func_name(func: Callable[..., Any]) -> str:
@@ -38,10 +53,28 @@ def func_name(func: Callable[..., Any]) -> str:
     return "reward_func" if name == "reward" else name  # "reward" is the weighted sum
 
 
+def unique_names(funcs: Sequence[Callable[..., Any]]) -> list[str]:
+    """One score name per function; a repeated name gets ``_1``, ``_2``, ... ."""
+    names: list[str] = []
+    for func in funcs:
+        base = name = func_name(func)
+        suffix = 1
+        while name in names:
+            name = f"{base}_{suffix}"
+            suffix += 1
+        names.append(name)
+    return names
+
+
+def _target(func: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isfunction(func) or inspect.ismethod(func) or not callable(func):
+        return func
+    return func.__call__  # type: ignore[operator]
+
+
 def _accepted_args(func: Callable[..., Any]) -> set[str] | None:
     """The argument names ``func`` accepts, or ``None`` if it takes ``**kwargs``."""
-    target = func if inspect.isfunction(func) or inspect.ismethod(func) else func.__call__  # type: ignore[operator]
-    params = inspect.signature(target).parameters.values()
+    params = inspect.signature(func).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
     return {
@@ -49,6 +82,10 @@ def _accepted_args(func: Callable[..., Any]) -> set[str] | None:
         for p in params
         if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     }
+
+
+def _is_async(func: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(_target(func))
 
 
 def record_error(state: State, error_type: str, message: str, **details: Any) -> None:
@@ -59,13 +96,34 @@ def record_error(state: State, error_type: str, message: str, **details: Any) ->
         state["error"] = error
 
 
+def as_reward_value(value: Any, name: str) -> float:
+    """A reward function's return value as a float (``None`` is NaN: not scored)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, str | bytes):
+        return float(value)
+    raise TypeError(
+        f"reward function {name} returned {type(value).__name__} ({value!r:.100}); "
+        "it must return a number."
+    )
+
+
 class Rubric:
     """Scores rollouts with weighted reward functions.
 
     >>> rubric = Rubric(funcs=[correct_answer, parser.get_format_reward_func()],
     ...                 weights=[1.0, 0.2], parser=parser)
     >>> await rubric.score_rollout(prompt, completion, answer, state)
-    {"reward": 1.2, "correct_answer": 1.0, "format_reward": 1.0}
+    RolloutScore(reward=1.2, metrics={"correct_answer": 1.0, "format_reward_func": 1.0})
+
+    Args:
+        funcs, weights: the reward functions and their weights (default 1.0 each).
+        parser: passed to functions that take ``parser``.
+        parallelize_scoring: call one rollout's functions concurrently.
+        reward_timeout: seconds one call of one function may take (``None``: no limit).
+        **kwargs: kept as attributes and passed to functions that take them by name.
     """
 
     def __init__(
@@ -74,43 +132,46 @@ class Rubric:
         weights: Sequence[float] | None = None,
         parser: Parser | None = None,
         parallelize_scoring: bool = True,
-        **class_objects: Any,
+        reward_timeout: float | None = DEFAULT_REWARD_TIMEOUT,
+        **kwargs: Any,
     ) -> None:
+        self.logger = logging.getLogger(f"verifiers.rubrics.{type(self).__name__}")
         funcs = list(funcs or [])
-        if weights is None:
+        for func in funcs:
+            _check_func(func)
+        if weights is None or (not weights and funcs):
             weights = [1.0] * len(funcs)
         if len(weights) != len(funcs):
             raise ValueError(
                 f"Rubric got {len(funcs)} reward functions but {len(weights)} weights; "
                 "give one weight per function (or none for all 1.0)."
             )
+        if reward_timeout is not None and reward_timeout <= 0:
+            raise ValueError(f"reward_timeout must be > 0 seconds (or None), got {reward_timeout!r}.")
+        self.reward_funcs: list[RewardFunc] = funcs
+        self.reward_weights: list[float] = [_check_weight(w, f) for w, f in zip(weights, funcs, strict=True)]
         self.parser = parser or Parser()
         self.parallelize_scoring = parallelize_scoring
-        self.reward_funcs: list[RewardFunc] = []
-        self.reward_weights: list[float] = []
-        self._accepts: list[set[str] | None] = []
-        self._names: list[str] = []
-        self.class_objects: dict[str, Any] = {"parser": self.parser, **class_objects}
-        for func, weight in zip(funcs, weights, strict=True):
-            self.add_reward_func(func, weight)
+        self.reward_timeout = reward_timeout
+        self.class_objects: dict[str, Any] = {"parser": self.parser}
+        for key, value in kwargs.items():
+            if hasattr(type(self), key):
+                raise TypeError(
+                    f"{type(self).__name__}({key}=...) would replace the rubric's own {key!r}; "
+                    "use another name."
+                )
+            setattr(self, key, value)
+            self.class_objects[key] = value
+        self._signatures: dict[Any, set[str] | None] = {}
 
     # -- configuration ---------------------------------------------------------------------
     def add_reward_func(self, func: RewardFunc, weight: float = 1.0) -> None:
-        if not callable(func):
-            raise TypeError(f"Reward functions must be callable, got {func!r}.")
-        if not isinstance(weight, int | float) or math.isnan(weight):
-            raise TypeError(f"Weight for {func_name(func)} must be a number, got {weight!r}.")
-        name, suffix = func_name(func), 1
-        while name in self._names:  # two functions with one name: number the later ones
-            name = f"{func_name(func)}_{suffix}"
-            suffix += 1
+        _check_func(func)
         self.reward_funcs.append(func)
-        self.reward_weights.append(float(weight))
-        self._accepts.append(_accepted_args(func))
-        self._names.append(name)
+        self.reward_weights.append(_check_weight(weight, func))
 
     def get_reward_func_names(self) -> list[str]:
-        return list(self._names)
+        return unique_names(self.get_reward_funcs())
 
     def get_reward_funcs(self) -> list[RewardFunc]:
         return list(self.reward_funcs)
@@ -118,22 +179,85 @@ class Rubric:
     def get_reward_weights(self) -> list[float]:
         return list(self.reward_weights)
 
-    # -- scoring ---------------------------------------------------------------------------
-    async def _call(self, index: int, available: dict[str, Any]) -> float:
-        func, accepts = self.reward_funcs[index], self._accepts[index]
-        kwargs = available if accepts is None else {k: available[k] for k in accepts if k in available}
-        value = await maybe_await(func(**kwargs))
-        if value is None:
-            return math.nan  # "not scored" (TRL's convention)
-        if isinstance(value, bool):
-            return float(value)
-        if not isinstance(value, int | float):
-            raise TypeError(
-                f"reward function {func_name(func)} returned {type(value).__name__} "
-                f"({value!r}); it must return a number."
-            )
-        return float(value)
+    # -- one function ----------------------------------------------------------------------
+    def _accepts(self, func: Callable[..., Any]) -> set[str] | None:
+        try:
+            return self._signatures[func]
+        except KeyError:
+            accepts = self._signatures[func] = _accepted_args(_target(func))
+            return accepts
+        except TypeError:  # unhashable callable
+            return _accepted_args(_target(func))
 
+    async def _invoke(self, func: Callable[..., Any], name: str, available: dict[str, Any]) -> float:
+        """Call ``func`` with the arguments it accepts, within ``reward_timeout``."""
+        accepts = self._accepts(func)
+        kwargs = available if accepts is None else {k: v for k, v in available.items() if k in accepts}
+        timeout = self.reward_timeout
+        start = time.perf_counter()
+        try:
+            if _is_async(func) or getattr(func, "__vf_bounded__", False):
+                value = func(**kwargs)  # async, or one of our linear-time parser rewards
+            else:
+                value = await call_in_thread(func, kwargs, timeout)
+            if inspect.isawaitable(value):
+                left = None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
+                try:
+                    value = await asyncio.wait_for(_awaited(value), left)
+                except TimeoutError:
+                    raise RewardTimeout(f"did not return within {timeout:g} s") from None
+        except RewardTimeout as exc:
+            raise RewardTimeout(
+                f"{exc} (reward_timeout={timeout:g}; raise it with Rubric(reward_timeout=...), "
+                "or None for no limit)"
+            ) from None
+        return as_reward_value(value, name)
+
+    async def call_reward_func(
+        self,
+        func: RewardFunc,
+        prompt: Messages,
+        completion: Messages,
+        answer: Any,
+        state: State,
+        task: str = "default",
+        info: Info | None = None,
+        **kwargs: Any,
+    ) -> float:
+        """Call one reward function with only the arguments it accepts (verifiers 0.1.x).
+
+        Returns its value as a float (NaN when it does not score this rollout). When it
+        raises or times out, the error is recorded on ``state`` and NaN is returned."""
+        available = self._available(prompt, completion, answer, state, task, info, kwargs)
+        name = func_name(func)
+        try:
+            return await self._invoke(func, name, available)
+        except Exception as exc:
+            self._record_failure(state, name, exc)
+            return math.nan
+
+    def _available(
+        self, prompt: Messages, completion: Messages, answer: Any, state: State, task: str,
+        info: Info | None, extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "prompt": prompt,
+            "completion": completion,
+            "answer": answer,
+            "state": state,
+            "task": task,
+            "info": info if info is not None else {},
+            **self.class_objects,
+            **extra,
+        }
+
+    def _record_failure(self, state: State, name: str, exc: BaseException) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        state.setdefault("reward_errors", {})[name] = message
+        record_error(state, "reward_error", message, func=name)
+        self.logger.warning("reward function %s raised %s", name, message)
+
+    # -- one rollout -----------------------------------------------------------------------
     async def _score(
         self,
         prompt: Messages,
@@ -145,54 +269,44 @@ class Rubric:
         **kwargs: Any,
     ) -> RolloutScore:
         state = {} if state is None else state
-        available = {
-            "prompt": prompt,
-            "completion": completion,
-            "answer": answer,
-            "state": state,
-            "task": task,
-            "info": info if info is not None else {},
-            **self.class_objects,
-            **kwargs,
-        }
-        names = self._names
-        start = time.perf_counter()
-        indices = range(len(self.reward_funcs))
-        if self.parallelize_scoring and len(self.reward_funcs) > 1:
-            values = await asyncio.gather(
-                *(self._call(i, available) for i in indices), return_exceptions=True
+        funcs, weights = self.get_reward_funcs(), self.get_reward_weights()
+        if len(weights) != len(funcs):
+            raise ValueError(
+                f"{type(self).__name__} has {len(funcs)} reward functions but "
+                f"{len(weights)} weights; keep reward_funcs and reward_weights the same length."
             )
+        names = unique_names(funcs)
+        available = self._available(prompt, completion, answer, state, task, info, kwargs)
+        start = time.perf_counter()
+
+        async def attempt(func: Callable[..., Any], name: str) -> float | Exception:
+            try:
+                return await self._invoke(func, name, available)
+            except Exception as exc:  # recorded below
+                return exc
+
+        if self.parallelize_scoring and len(funcs) > 1:
+            values = await asyncio.gather(*(attempt(f, n) for f, n in zip(funcs, names, strict=True)))
         else:
-            values = []
-            for i in indices:
-                try:
-                    values.append(await self._call(i, available))
-                except Exception as exc:  # recorded below
-                    values.append(exc)
-        scores: RolloutScore = {}
+            values = [await attempt(f, n) for f, n in zip(funcs, names, strict=True)]
+        metrics: dict[str, float] = {}
         failed = False
         for name, value in zip(names, values, strict=True):
-            if isinstance(value, BaseException):
-                if not isinstance(value, Exception):
-                    raise value
+            if isinstance(value, Exception):
                 failed = True
-                scores[name] = math.nan
-                message = f"{type(value).__name__}: {value}"
-                state.setdefault("reward_errors", {})[name] = message
-                record_error(state, "reward_error", message, func=name)
-                logger.warning("reward function %s raised %s", name, message)
+                metrics[name] = math.nan
+                self._record_failure(state, name, value)
             else:
-                scores[name] = value
+                metrics[name] = value
         # a function may return NaN (or None, in TRL's convention) for rollouts it does not
         # score: it is left out of the sum; a rollout that no function scores is an error
-        scored = [(scores[n], w) for n, w in zip(names, self.reward_weights, strict=True)
-                  if not math.isnan(scores[n])]
+        scored = [(metrics[n], float(w)) for n, w in zip(names, weights, strict=True) if not math.isnan(metrics[n])]
         if not failed and names and not scored:
             failed = True
             record_error(state, "reward_error", "no reward function scored this rollout (all NaN)")
         reward = 0.0 if failed else sum(w * v for v, w in scored)
         state.setdefault("timing", {})["scoring_s"] = time.perf_counter() - start
-        return {"reward": reward, **scores}
+        return RolloutScore(reward, metrics)
 
     @sync_or_async
     async def score_rollout(
@@ -205,13 +319,20 @@ class Rubric:
         info: Info | None = None,
         **kwargs: Any,
     ) -> RolloutScore:
-        """Score one rollout. Await it in async code; in sync code it returns the result."""
-        return await self._score(prompt, completion, answer, state, task, info, **kwargs)
+        """Score one rollout: ``.reward`` (weighted sum) and ``.metrics`` (per function).
+        Await it in async code; in sync code it returns the result."""
+        scores = await self._score(prompt, completion, answer, state, task, info, **kwargs)
+        return RolloutScore.from_mapping(scores)
 
     def score_rollout_sync(self, *args: Any, **kwargs: Any) -> RolloutScore:
         """``score_rollout`` for synchronous callers."""
-        return run_sync(self._score(*args, **kwargs))
 
+        async def go() -> RolloutScore:
+            return RolloutScore.from_mapping(await maybe_await(self.score_rollout(*args, **kwargs)))
+
+        return run_sync(go())
+
+    # -- many rollouts ---------------------------------------------------------------------
     @sync_or_async
     async def score_rollouts(
         self,
@@ -223,8 +344,10 @@ class Rubric:
         infos: Sequence[Info] | None = None,
         max_concurrent: int = -1,
         **kwargs: Any,
-    ) -> dict[str, list[float]]:
-        """Score many rollouts; returns ``{"reward": [...], <func name>: [...], ...}``."""
+    ) -> RolloutScores:
+        """Score a group of rollouts: ``.reward`` (one per rollout) and ``.metrics`` (one
+        list per function). Calls :meth:`score_rollout` for each; override this for scores
+        that compare rollouts (voting, ranking)."""
         n = len(prompts)
         if not (len(completions) == len(answers) == len(states) == n):
             raise ValueError(
@@ -233,14 +356,29 @@ class Rubric:
             )
         tasks = list(tasks) if tasks is not None else ["default"] * n
         infos = list(infos) if infos is not None else [{} for _ in range(n)]
-        limit = asyncio.Semaphore(max_concurrent) if max_concurrent > 0 else nullcontext()
+        limit: Any = asyncio.Semaphore(max_concurrent) if max_concurrent > 0 else nullcontext()
 
         async def one(i: int) -> RolloutScore:
             async with limit:
-                return await self._score(
+                score = self.score_rollout(
                     prompts[i], completions[i], answers[i], states[i], tasks[i], infos[i], **kwargs
                 )
+                return RolloutScore.from_mapping(await maybe_await(score))
 
         results = await asyncio.gather(*(one(i) for i in range(n)))
-        keys = ["reward", *self.get_reward_func_names()]
-        return {k: [r.get(k, math.nan) for r in results] for k in keys}
+        return RolloutScores.from_rollouts(list(results), self.get_reward_func_names())
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
+
+
+def _check_func(func: Any) -> None:
+    if not callable(func):
+        raise TypeError(f"Reward functions must be callable, got {func!r}.")
+
+
+def _check_weight(weight: Any, func: Any) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or math.isnan(weight):
+        raise TypeError(f"Weight for {func_name(func)} must be a number, got {weight!r}.")
+    return float(weight)

@@ -187,3 +187,147 @@ def load_gsm8k(split: str = "train", data_files: str | None = None) -> Any:
     from datasets import Dataset
 
     return Dataset.from_list(rows)
+
+
+# -- verifiers 0.1.x example datasets ----------------------------------------------------------
+
+#: verifiers 0.1.x's system prompts for boxed answers.
+BOXED_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+THINK_BOXED_SYSTEM_PROMPT = (
+    "Think step-by-step inside <think>...</think> tags. Then, give your final answer inside \\boxed{}."
+)
+
+
+def strip_non_numeric(text: str) -> str:
+    """Only the digits and dots of ``text``."""
+    return "".join(c for c in str(text) if c.isdigit() or c == ".")
+
+
+def _mcq(question: str, options: Sequence[str], letters: Sequence[str]) -> str:
+    lines = [f"Question: {question}", ""]
+    lines += [f"{letter}: {option}" for letter, option in zip(letters, options, strict=False)]
+    return "\n".join(lines)
+
+
+def _gpqa_row(row: Mapping[str, Any], rng: Any) -> dict[str, str]:
+    options = [row["Correct Answer"], row["Incorrect Answer 1"], row["Incorrect Answer 2"],
+               row["Incorrect Answer 3"]]
+    order = list(range(4))
+    rng.shuffle(order)  # order[k]: which option is shown as letter k
+    letters = "ABCD"
+    shown = [options[i] for i in order]
+    return {"question": _mcq(row["Question"], shown, letters), "answer": letters[order.index(0)]}
+
+
+def _mmlu_row(row: Mapping[str, Any], rng: Any) -> dict[str, str]:
+    letters = "ABCD"
+    return {"question": _mcq(row["question"], row["choices"], letters),
+            "answer": letters[int(row["answer"])]}
+
+
+def _mmlu_pro_row(row: Mapping[str, Any], rng: Any) -> dict[str, str]:
+    letters = "ABCDEFGHIJ"
+    return {"question": _mcq(row["question"], row["options"], letters), "answer": str(row["answer"])}
+
+
+def _openbookqa_row(row: Mapping[str, Any], rng: Any) -> dict[str, str]:
+    choices = [f"{label}. {text}" for label, text in zip(row["choices"]["label"], row["choices"]["text"], strict=True)]
+    question = f"Question: {row['question_stem']}\n\nChoices:\n" + "\n".join(choices)
+    return {"question": question, "answer": row["answerKey"]}
+
+
+def _simple(question: str, answer: str, convert: Any = str) -> Any:
+    return lambda row, rng: {"question": row[question], "answer": convert(row[answer])}
+
+
+#: name -> (Hub dataset, config names, default split, row -> {"question", "answer"}, row filter)
+EXAMPLE_DATASETS: dict[str, tuple[str, tuple[str | None, ...], str, Any, Any]] = {
+    "aime2024": ("HuggingFaceH4/aime_2024", (None,), "train",
+                 _simple("problem", "answer", lambda a: str(int(a))), None),
+    "aime2025": ("opencompass/AIME2025", ("AIME2025-I", "AIME2025-II"), "test",
+                 _simple("question", "answer", strip_non_numeric), None),
+    "amc2023": ("knoveleng/AMC-23", (None,), "train", _simple("problem", "answer"), None),
+    "gpqa_diamond": ("Idavidrein/gpqa", ("gpqa_diamond",), "train", _gpqa_row, None),
+    "gpqa_main": ("Idavidrein/gpqa", ("gpqa_main",), "train", _gpqa_row, None),
+    "gsm8k": ("openai/gsm8k", ("main",), "test",
+              lambda row, rng: {"question": row["question"],
+                                "answer": extract_hash_answer(row["answer"]) or ""}, None),
+    "math": ("chiayewken/competition_math", (None,), "train",
+             lambda row, rng: {"question": row["problem"],
+                               "answer": extract_boxed_answer(row["solution"]) or ""}, None),
+    "math500": ("HuggingFaceH4/MATH-500", (None,), "test", _simple("problem", "answer"), None),
+    "mmlu": ("cais/mmlu", ("all",), "dev", _mmlu_row, None),
+    "mmlu_pro": ("TIGER-Lab/MMLU-Pro", (None,), "validation", _mmlu_pro_row, None),
+    "openbookqa": ("allenai/openbookqa", ("main",), "train", _openbookqa_row, None),
+    "openrs": ("knoveleng/open-rs", (None,), "train", _simple("problem", "answer"), None),
+    "openrs_easy": ("knoveleng/open-rs", (None,), "train", _simple("problem", "answer"),
+                    lambda row: row.get("level") == "Easy"),
+    "openrs_hard": ("knoveleng/open-rs", (None,), "train", _simple("problem", "answer"),
+                    lambda row: row.get("level") == "Hard"),
+    "prime_code": ("PrimeIntellect/verifiable-coding-problems", (None,), "train",
+                   _simple("prompt", "verification_info"),
+                   lambda row: str(row.get("prompt", "")).startswith(
+                       "Solve the following coding problem using the programming language python:")),
+}
+
+
+def _raw_example_rows(name: str, split: str) -> list[dict[str, Any]]:
+    """The source rows: ``$VF_DATA_DIR/<name>/<split>.jsonl`` when present (GSM8K through
+    :func:`load_gsm8k`), else the Hugging Face Hub."""
+    import json
+
+    local = local_data_dir()
+    path = local / name / f"{split}.jsonl" if local is not None else None
+    if name == "gsm8k" and split in ("train", "test"):
+        return [{"question": r["question"], "answer": f"#### {r['answer']}"}
+                for r in load_gsm8k(split).to_list()]
+    if path is not None and path.is_file():
+        with path.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    hub, configs, _, _, _ = EXAMPLE_DATASETS[name]
+    from datasets import load_dataset
+
+    rows: list[dict[str, Any]] = []
+    try:
+        for config in configs:
+            rows += load_dataset(hub, config, split=split).to_list()
+    except Exception as exc:
+        where = f"{path} (not found)" if path is not None else f"${DATA_DIR_VAR} (unset)"
+        raise RuntimeError(
+            f"Could not load example dataset {name!r} ({split}): not in {where}, and the "
+            f"Hugging Face Hub ({hub}) failed: {type(exc).__name__}: {exc}. Offline, put the "
+            f"rows in ${DATA_DIR_VAR}/{name}/{split}.jsonl."
+        ) from exc
+    return rows
+
+
+def load_example_dataset(
+    name: str = "gsm8k", split: str | None = None, n: int | None = None, seed: int = 0
+) -> Any:
+    """A verifiers 0.1.x example dataset as ``question`` / ``answer`` rows.
+
+    ``name`` is one of :data:`EXAMPLE_DATASETS` (``gsm8k``, ``math``, ``math500``,
+    ``aime2024``, ``gpqa_diamond``, ``mmlu``, ...); ``split`` defaults to the dataset's usual
+    one (GSM8K: ``test``); ``n`` keeps a shuffled sample of that size (shuffled with
+    ``seed``). Rows come from ``$VF_DATA_DIR/<name>/<split>.jsonl`` when present, else the
+    Hub.
+    """
+    import random
+
+    from datasets import Dataset
+
+    if name not in EXAMPLE_DATASETS:
+        raise ValueError(
+            f"Unknown example dataset {name!r}; available: {', '.join(sorted(EXAMPLE_DATASETS))}. "
+            "For other data, build a Dataset with 'question' and 'answer' columns."
+        )
+    _, _, default_split, convert, keep = EXAMPLE_DATASETS[name]
+    split = split or default_split
+    rows = _raw_example_rows(name, split)
+    if keep is not None:
+        rows = [r for r in rows if keep(r)]
+    if n is not None and n > 0:
+        random.Random(seed).shuffle(rows)
+        rows = rows[:n]
+    rng = random.Random(seed)
+    return Dataset.from_list([convert(r, rng) for r in rows])

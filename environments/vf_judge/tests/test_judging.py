@@ -145,3 +145,22 @@ def test_env_and_rubric_shape(judge_server):
     assert env.rubric.judge_models == ["gpt-4.1-mini"]
     assert env.rubric.retry_policy.timeout == 120.0
     assert env.rubric.retry_policy.max_retries == 3
+
+
+def test_authors_own_judge_reward_alongside_the_judges_score(policy, judge_server):
+    """verifiers 0.1.x style on top of vf-judge: the author's function reads the judge's
+    reply text from ``judge(...)``; nothing else is added to the rubric."""
+    env = load_environment(judge_base_url=judge_server.base_url, num_eval_examples=N)
+
+    async def says_yes(judge, prompt, completion, answer, state) -> float:
+        reply = await judge(prompt, completion, answer, state)
+        return 1.0 if reply.startswith("yes") else 0.0
+
+    env.rubric.add_reward_func(says_yes, 0.0)
+    assert env.rubric.get_reward_func_names() == ["judge_score", "says_yes"]
+    results = env.evaluate(policy.sync_client(), "policy-model", num_examples=N)
+    assert results["metrics"]["says_yes"] == expected_correct()
+    assert results["rewards"] == expected_correct()  # weight 0: judge_score alone
+    for state in results["states"]:
+        (reply,) = state["judge_response"].values()
+        assert reply == state["judge"][0]["response"]

@@ -45,7 +45,7 @@ def build_judge_rubric(
         raise ValueError(
             f"aggregation={aggregation!r}: use one of {', '.join(AGGREGATIONS)}."
         )
-    return vf.JudgeRubric(
+    rubric = vf.JudgeRubric(
         judge_client=judge_client,
         judge_models=judge_models,
         template=template,
@@ -54,4 +54,7 @@ def build_judge_rubric(
         max_score=max_score,
         retry_policy=vf.RetryPolicy(timeout=judge_timeout, max_retries=judge_max_retries),
         parser=parser,
+        funcs=[],
     )
+    rubric.add_reward_func(rubric.judge_score, 1.0)  # the one reward, stated here
+    return rubric

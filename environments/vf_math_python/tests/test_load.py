@@ -29,7 +29,7 @@ def test_default_is_arithmetic_with_the_python_tool():
     assert set(env.dataset.column_names) >= {"prompt", "answer", "difficulty", "info"}
     assert "\\boxed{}" in env.dataset[0]["prompt"][0]["content"]
     assert env.rubric.get_reward_func_names() == [
-        "correct_answer", "format_penalty", "total_tool_calls", "tool_errors", "python_calls"]
+        "correct_answer", "format_penalty", "total_tool_calls", "python_calls", "tool_errors"]
     assert env.rubric.get_reward_weights() == [1.0, -0.1, 0.0, 0.0, 0.0]
 
 

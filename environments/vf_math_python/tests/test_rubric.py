@@ -29,7 +29,7 @@ def test_think_format():
     parser = build_parser(use_think=True)
     assert format_penalty(said("<think>12+6</think>\\boxed{18}"), parser) == 0.0
     assert format_penalty(said("\\boxed{18}"), parser) == 1.0  # no think block
-    assert correct_answer(said("\\boxed{18}"), "18", parser) == 1.0  # still read
+    assert correct_answer(said("\\boxed{18}"), "18", parser) == 0.0  # 0.1.x: no </think>, no answer
 
 
 def test_only_the_final_message_counts():
