@@ -30,6 +30,7 @@ import subprocess
 import sys
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vf_math_python.cgroups import CgroupBase, find_cgroup_base, reclaim_stale
 from vf_math_python.errors import SandboxSetupError
@@ -200,6 +201,15 @@ def filesystem_args(roots: tuple[str, ...] | list[str], tmp_bytes: int, shm_byte
         elif os.path.isdir(folder):
             args += ["--ro-bind", folder, folder]
     args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    # bubblewrap would copy the modes of the host's folders above a bind (a 0700 /root
+    # would hide a pyenv interpreter from the throwaway uid): make them 0755 first.
+    parents: list[str] = []
+    for target in [*roots, *(t for _, t in files)]:
+        for parent in [str(p) for p in reversed(Path(target).parents)][1:]:
+            if parent not in parents and not any(_under(parent, d) for d in _SYSTEM_DIRS):
+                parents.append(parent)
+    for parent in parents:
+        args += ["--perms", "0755", "--dir", parent]
     for root in roots:
         args += ["--ro-bind", root, root]
     for source, target in files:
@@ -210,7 +220,7 @@ def filesystem_args(roots: tuple[str, ...] | list[str], tmp_bytes: int, shm_byte
         "--perms", "1777", "--size", str(shm_bytes), "--tmpfs", "/dev/shm",
         "--remount-ro", "/dev",
         "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
-        "--symlink", "/tmp", "/var/tmp",
+        "--perms", "0755", "--dir", "/var", "--symlink", "/tmp", "/var/tmp",
         "--remount-ro", "/",
         "--chdir", "/tmp",
     ]

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vf_math_python.cgroups import SandboxCgroup
+from vf_math_python.cgroups import SandboxCgroup, reclaim_stale
 from vf_math_python.errors import (
     CodeError,
     LimitExceeded,
@@ -451,6 +451,7 @@ class PythonSandbox:
         try:
             if self.resource_limits == "cgroup":
                 assert iso.cgroup is not None
+                reclaim_stale(iso.cgroup)  # left by hosts that were killed with kill -9
                 # +2: bwrap's own two processes live in the cgroup too.
                 cgroup = SandboxCgroup.create(iso.cgroup, memory_bytes, limits.max_processes + 2)
             config = {
@@ -464,7 +465,7 @@ class PythonSandbox:
                     "file_bytes": int(limits.max_file_mb) * 2**20,
                     "disk_bytes": disk_bytes,
                     "nofile": int(limits.max_open_files),
-                    "nproc": int(limits.max_processes) if uid is not None else None,
+                    "nproc": int(limits.max_processes),
                 },
                 "max_output_chars": int(limits.max_output_chars),
                 "uid": uid,
