@@ -200,7 +200,8 @@ def filesystem_args(roots: tuple[str, ...] | list[str], tmp_bytes: int, shm_byte
             args += ["--symlink", os.readlink(folder), folder]
         elif os.path.isdir(folder):
             args += ["--ro-bind", folder, folder]
-    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    args += ["--perms", "0755", "--dir", "/etc",
+             "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     # bubblewrap would copy the modes of the host's folders above a bind (a 0700 /root
     # would hide a pyenv interpreter from the throwaway uid): make them 0755 first.
     parents: list[str] = []
