@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import verifiers as vf
+from vf_math_python.answer_check import AnswerCheckTimeout, SymbolicChecker
 from vf_math_python.arithmetic import PRESETS, ArithmeticSpec, generate_arithmetic
 from vf_math_python.data import DATASETS, arithmetic_train_eval, load_split
 from vf_math_python.env import MathPythonEnv, make_python_tool
@@ -24,13 +25,16 @@ from vf_math_python.sandbox import (
     ProcessDied,
     PythonSandbox,
     SandboxError,
+    SandboxInfo,
     SandboxLimits,
+    SandboxSetupError,
     run_python,
 )
 
 __all__ = [
     "DATASETS",
     "PRESETS",
+    "AnswerCheckTimeout",
     "ArithmeticSpec",
     "CodeError",
     "ExecutionResult",
@@ -39,7 +43,10 @@ __all__ = [
     "ProcessDied",
     "PythonSandbox",
     "SandboxError",
+    "SandboxInfo",
     "SandboxLimits",
+    "SandboxSetupError",
+    "SymbolicChecker",
     "answers_equivalent",
     "generate_arithmetic",
     "load_environment",
@@ -93,7 +100,8 @@ def load_environment(
         persistent_python: one interpreter per rollout (variables persist) instead of a
             fresh process per call.
         **kwargs: passed to the environment (e.g. ``sampling_args``, ``max_concurrent``,
-            ``rollout_timeout``, ``sandbox_options``).
+            ``rollout_timeout``, ``sandbox_options``: keyword arguments of
+            :class:`PythonSandbox`, such as ``{"resource_limits": "rlimit"}``).
     """
     if dataset_name not in DATASETS:
         raise ValueError(f"Unknown dataset_name {dataset_name!r}; choose one of {list(DATASETS)}.")

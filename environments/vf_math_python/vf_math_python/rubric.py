@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,8 +12,18 @@ from vf_math_python.equivalence import answers_equivalent
 from vf_math_python.parsing import final_message_text
 
 
-def correct_answer(completion: Messages, answer: str, parser: vf.Parser) -> float:
-    """1.0 when the boxed answer of the last message is equivalent to the reference."""
+async def correct_answer(completion: Messages, answer: str, parser: vf.Parser) -> float:
+    """1.0 when the boxed answer of the last message is equivalent to the reference.
+
+    Runs in a worker thread (the event loop goes on with other rollouts); the symbolic
+    steps run in a helper process under a 4 s limit, and a check that runs out of time
+    raises :class:`~vf_math_python.answer_check.AnswerCheckTimeout`, which the rubric
+    records as this rollout's reward error.
+    """
+    return await asyncio.to_thread(_correct_answer, completion, answer, parser)
+
+
+def _correct_answer(completion: Messages, answer: str, parser: vf.Parser) -> float:
     predicted = parser.parse_answer(completion)
     return 1.0 if answers_equivalent(predicted, answer) else 0.0
 

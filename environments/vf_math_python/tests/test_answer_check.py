@@ -1,0 +1,91 @@
+"""Bounded answer checking: math-verify and sympy run in helper processes that are killed
+at the time limit, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from vf_math_python.answer_check import AnswerCheckTimeout, SymbolicChecker
+from vf_math_python.equivalence import answers_equivalent
+from vf_math_python.parsing import build_parser
+from vf_math_python.rubric import build_rubric, correct_answer
+
+SLOW = "\\boxed{(x+1)^{9999}}"
+
+
+@pytest.fixture(scope="module")
+def checker():
+    box = SymbolicChecker(timeout=4.0, processes=1)
+    assert box.equivalent("x^2 - 1", "(x-1)(x+1)")  # starts the helper (imports sympy)
+    yield box
+    box.close()
+
+
+def test_symbolic_equivalence_goes_through_the_helper(checker):
+    assert checker.equivalent("\\frac{\\sqrt{8}}{2}", "\\sqrt{2}")
+    assert not checker.equivalent("x + 1", "x + 2")
+    assert answers_equivalent("2\\sqrt{2}", "\\sqrt{8}", checker=checker)
+
+
+def test_a_runaway_check_is_stopped_within_the_limit(checker):
+    helper = next(iter(checker._all))
+    start = time.monotonic()
+    with pytest.raises(AnswerCheckTimeout, match="took longer than 4 s and was stopped"):
+        answers_equivalent(SLOW, "x", checker=checker)
+    assert time.monotonic() - start < 5.0
+    assert helper.proc.poll() is not None, "the busy helper was not killed"
+    assert checker.equivalent("1/2", "0.5")  # a fresh helper takes over
+
+
+def test_scoring_a_runaway_answer_leaves_the_event_loop_free():
+    """``\\boxed{(x+1)^{9999}}`` is scored (as a recorded reward error) within 5 s, while
+    other coroutines keep running."""
+    parser = build_parser()
+    rubric = build_rubric(parser)
+    completion = [{"role": "assistant", "content": f"The answer is {SLOW}."}]
+
+    async def main() -> tuple[dict, int, float]:
+        # warm the helper: the limit is for the check, not for importing sympy
+        await correct_answer([{"role": "assistant", "content": "\\boxed{x+x}"}], "2x", parser)
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(ticker())
+        state: dict = {}
+        start = time.monotonic()
+        score = await rubric.score_rollout(prompt=[], completion=completion, answer="x",
+                                           state=state)
+        elapsed = time.monotonic() - start
+        done.set()
+        await task
+        return {"score": score, "state": state}, ticks, elapsed
+
+    out, ticks, elapsed = asyncio.run(main())
+    assert elapsed < 5.0
+    assert ticks > 100  # the loop ran the ticker all along (every 10 ms for ~4 s)
+    errors = out["state"]["reward_errors"]
+    assert "AnswerCheckTimeout" in errors["correct_answer"]
+    assert "took longer than 4 s" in errors["correct_answer"]
+
+
+def test_huge_answers_are_cheap_and_not_equivalent():
+    start = time.monotonic()
+    assert not answers_equivalent("1" + " " * 10**6 + "x percent", "1")
+    assert not answers_equivalent("\\boxed{" + "(" * 10**6 + "}", "1")
+    assert time.monotonic() - start < 2.0
+
+
+def test_the_checker_validates_its_arguments():
+    with pytest.raises(ValueError, match="timeout > 0 and processes >= 1"):
+        SymbolicChecker(timeout=0)
+
+
