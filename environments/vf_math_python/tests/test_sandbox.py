@@ -22,6 +22,8 @@ FAST = SandboxLimits(timeout=2.0, max_processes=8)
 ISOLATION = detect_isolation(sys.executable)
 #: Tests run with a cgroup where the machine has one, else in the explicit weaker mode.
 MODE = "cgroup" if ISOLATION.cgroup is not None else "rlimit"
+#: Throwaway uids the sandboxes of these tests ran as (checked for leftovers).
+USED_UIDS: list[int] = []
 pytestmark = pytest.mark.filterwarnings("ignore:python sandbox. resource_limits='rlimit'")
 
 
@@ -32,6 +34,8 @@ def run_checked(code: str, limits: SandboxLimits = FAST, **options: object):
         result = box.run(code)
     if box.last_cgroup is not None:
         assert not box.last_cgroup.exists, "the cgroup is left"
+    if box.last_info is not None and box.last_info.uid_dropped:
+        USED_UIDS.append(box.last_info.uid)
     assert box.last_pid is not None
     try:
         with open(f"/proc/{box.last_pid}/status") as f:
@@ -44,7 +48,7 @@ def run_checked(code: str, limits: SandboxLimits = FAST, **options: object):
 @pytest.fixture(autouse=True)
 def no_leftover_processes(sandbox_pids):
     yield
-    assert not sandbox_pids(), "sandbox processes survived"
+    assert not sandbox_pids(USED_UIDS), "sandbox processes survived"
 
 
 # -- ordinary use -----------------------------------------------------------------------

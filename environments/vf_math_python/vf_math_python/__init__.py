@@ -74,6 +74,7 @@ def load_environment(
     memory_mb: int = 512,
     max_output_chars: int = 4000,
     max_file_mb: int = 16,
+    disk_mb: int = 64,
     max_processes: int = 16,
     persistent_python: bool = False,
     **kwargs: Any,
@@ -96,7 +97,8 @@ def load_environment(
         use_think: expect ``<think>...</think>`` before the answer (ThinkParser).
         format_weight: size of the penalty for a last message without ``\\boxed{}``.
         tool_error_penalty: reward subtracted per failed tool call (default 0: metric only).
-        timeout, memory_mb, max_output_chars, max_file_mb, max_processes: sandbox limits.
+        timeout, memory_mb, max_output_chars, max_file_mb, disk_mb, max_processes: sandbox
+            limits (see :class:`SandboxLimits`).
         persistent_python: one interpreter per rollout (variables persist) instead of a
             fresh process per call.
         **kwargs: passed to the environment (e.g. ``sampling_args``, ``max_concurrent``,
@@ -120,7 +122,7 @@ def load_environment(
         return vf.SingleTurnEnv(rubric=rubric, **common, **kwargs)
     limits = SandboxLimits(timeout=timeout, memory_mb=memory_mb,
                            max_output_chars=max_output_chars, max_file_mb=max_file_mb,
-                           max_processes=max_processes)
+                           disk_mb=disk_mb, max_processes=max_processes)
     probe_tool = make_python_tool(limits, persistent_python)
     rubric = build_rubric(parser, format_weight, tools=[probe_tool],
                           tool_error_penalty=tool_error_penalty)
