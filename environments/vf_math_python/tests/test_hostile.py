@@ -10,6 +10,7 @@ traversable (e.g. pyenv under a 0700 ``/root``): nothing else about the host cha
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from vf_math_python.isolation import detect_isolation
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the programs are shared with hostile_driver.py
 from hostile_programs import PROGRAMS, run_all, verdict  # noqa: E402
+
 #: The unprivileged test user: outside the throwaway-uid range, owned by nobody.
 TEST_UID = 2_100_000_321
 IS_ROOT = os.geteuid() == 0
@@ -169,7 +171,7 @@ def _closed_ancestors(paths: list[str]) -> dict[str, set[str]]:
     for path in paths:
         real = Path(os.path.realpath(path))
         chain = [*reversed(real.parents), real]
-        for parent, child in zip(chain, chain[1:], strict=False):
+        for parent, child in itertools.pairwise(chain):
             if not os.stat(parent).st_mode & 0o001:
                 closed.setdefault(str(parent), set()).add(str(child))
                 break

@@ -64,7 +64,7 @@ def find_cgroup_base() -> tuple[CgroupBase | None, str]:
         v1.append((controller, str(root / own.lstrip("/") / BASE_NAME)))
     else:
         try:
-            for controller, folder in v1:
+            for _, folder in v1:
                 os.makedirs(folder, exist_ok=True)
             base = CgroupBase(1, tuple(v1))
             SandboxCgroup.create(base, 64 * 2**20, 8).destroy()

@@ -442,8 +442,9 @@ class PythonSandbox:
         base_bpf, process_bpf = _filters(base_filter, no_new_processes_filter, compile_bpf)
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
-        log = tempfile.TemporaryFile(prefix="vf-sandbox-log-")
-        seccomp_file = tempfile.TemporaryFile(prefix="vf-sandbox-seccomp-")
+        # Unlinked files: nothing is left on disk whatever happens to this process.
+        log = tempfile.TemporaryFile(prefix="vf-sandbox-log-")  # noqa: SIM115 (the worker's)
+        seccomp_file = tempfile.TemporaryFile(prefix="vf-sandbox-seccomp-")  # noqa: SIM115
         seccomp_file.write(base_bpf)
         seccomp_file.seek(0)
         cgroup = None

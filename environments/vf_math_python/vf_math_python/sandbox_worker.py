@@ -275,6 +275,13 @@ def _on_wall_signal(signum: int, frame: object) -> None:
 
 
 def _hint(exc: BaseException, limits: dict) -> str | None:
+    try:
+        return _hint_for(exc, limits)
+    except BaseException:  # an exception object of the code's own making
+        return None
+
+
+def _hint_for(exc: BaseException, limits: dict) -> str | None:
     if isinstance(exc, MemoryError):
         return f"the sandbox allows {limits['memory_bytes'] // 2**20} MB of memory"
     if isinstance(exc, OSError) and exc.errno == 27:
@@ -285,7 +292,8 @@ def _hint(exc: BaseException, limits: dict) -> str | None:
         return "only the current folder (/tmp) is writable"
     if isinstance(exc, PermissionError) and exc.errno == 1:
         return "the sandbox refuses this operation (no processes, sockets or system changes)"
-    if isinstance(exc, BlockingIOError) and exc.errno == 11 or "new thread" in str(exc):
+    if (isinstance(exc, BlockingIOError) and exc.errno == 11) or (
+            type(exc) is RuntimeError and "new thread" in str(exc)):
         return "the sandbox limits the number of threads"
     return None
 
