@@ -183,7 +183,8 @@ def unprivileged_command(uid: int, argv: list[str], home: str) -> list[str] | st
     needed = [sys.executable, sys.prefix, sys.base_prefix, str(HERE),
               *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
     closed = _closed_ancestors([p for p in needed if p and os.path.exists(p)])
-    if not os.path.isdir("/mnt") or any(c in closed for c in closed.values() for c in c):
+    nested = any(child in closed for children in closed.values() for child in children)
+    if not os.path.isdir("/mnt") or nested:
         return "cannot make the interpreter's folders reachable for another user here"
     lines = ["set -eu", "mount --make-rprivate /",
              "mount -t tmpfs -o mode=0755,size=1m vf-stash /mnt"]

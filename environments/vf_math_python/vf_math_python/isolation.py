@@ -88,8 +88,8 @@ class Isolation:
             warnings.warn(
                 "python sandbox: resource_limits='rlimit' bounds memory by RLIMIT_AS plus the "
                 "tmpfs sizes only (no memory cgroup: kernel memory such as many small files "
-                "is not counted, threads are not capped); use it only where a cgroup cannot "
-                "be had.", RuntimeWarning, stacklevel=3)
+                "is not counted); use it only where a cgroup cannot be had.",
+                RuntimeWarning, stacklevel=3)
 
 
 @functools.lru_cache(maxsize=8)

@@ -524,8 +524,8 @@ class PythonSandbox:
                           f"{limits.memory_mb} MB address space (RLIMIT_AS) + 2 x "
                           f"{limits.disk_mb} MB tmpfs; no memory cgroup"),
             process_limit=("no new processes (seccomp); "
-                           + (f"{limits.max_processes} tasks (pids cgroup)" if cgroup
-                              else "threads not capped")),
+                           + (f"{limits.max_processes} tasks (pids cgroup and RLIMIT_NPROC)"
+                              if cgroup else f"{limits.max_processes} tasks (RLIMIT_NPROC)")),
             disk_limit=f"/tmp and /dev/shm tmpfs, {limits.disk_mb} MB each",
             uid=applied.get("uid"),
             uid_dropped=uid is not None and applied.get("uid") == uid,
