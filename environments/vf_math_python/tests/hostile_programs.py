@@ -77,16 +77,16 @@ PROGRAMS: tuple[Hostile, ...] = (
             "open('/sys/fs/cgroup/memory/memory.limit_in_bytes', 'w').write('-1')"),
     # -- network ----------------------------------------------------------------------
     Hostile("connect to the host's unix socket", "import socket\n"
-            "s = socket.socket(socket.AF_UNIX)\ns.connect(@SOCK@)\ns.sendall(b'x')\n"
+            "s = socket.socket(socket.AF_UNIX)\ns.connect(@SOCK@)\ns.sendall(b'@TAG@')\n"
             "print('ESCAPED')"),
     Hostile("connect to the host's unix socket without the socket module's audit event",
             "import _socket\ns = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)\n"
-            "s.connect(@SOCK@)\nprint('ESCAPED')"),
+            "s.connect(@SOCK@)\ns.sendall(b'@TAG@')\nprint('ESCAPED')"),
     Hostile("connect to a TCP port on the host", "import socket\n"
-            "socket.create_connection(('127.0.0.1', @PORT@), timeout=1).sendall(b'x')\n"
+            "socket.create_connection(('127.0.0.1', @PORT@), timeout=1).sendall(b'@TAG@')\n"
             "print('ESCAPED')"),
     Hostile("send UDP", "import _socket\ns = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)\n"
-            "s.sendto(b'x', ('127.0.0.1', @PORT@))\nprint('ESCAPED')"),
+            "s.sendto(b'@TAG@', ('127.0.0.1', @PORT@))\nprint('ESCAPED')"),
     Hostile("socketpair", "import _socket\n_socket.socketpair()\nprint('ESCAPED')"),
     Hostile("netlink socket", "import _socket\n"
             "_socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, 0)\nprint('ESCAPED')"),
