@@ -89,3 +89,41 @@ def test_the_checker_validates_its_arguments():
         SymbolicChecker(timeout=0)
 
 
+
+
+def test_a_busy_helper_dies_with_its_host():
+    """A host killed with ``kill -9`` during a runaway check leaves no helper behind."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import json, threading\n"
+        "from vf_math_python.answer_check import SymbolicChecker\n"
+        "box = SymbolicChecker(timeout=60, processes=1)\n"
+        "box.equivalent('1', '1')\n"
+        "print(json.dumps([h.proc.pid for h in box._all]), flush=True)\n"
+        f"box.equivalent({SLOW!r}[7:-1], 'x')\n"
+    )
+    host = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert host.stdout is not None
+        (helper,) = json.loads(host.stdout.readline())
+        time.sleep(0.5)  # the runaway check is under way
+        os.kill(host.pid, signal.SIGKILL)
+        host.wait(timeout=10)
+    finally:
+        host.kill()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{helper}/status") as f:
+                if "\nState:\tZ" in f.read():
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"the helper {helper} outlived its host")

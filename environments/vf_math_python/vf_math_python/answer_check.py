@@ -158,9 +158,25 @@ def symbolic_equivalent(predicted: str, reference: str) -> bool:
     return math_verify_equivalent(predicted, reference) or sympy_equivalent(predicted, reference)
 
 
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this helper when its parent dies (even by ``kill -9``), so a
+    runaway check does not outlive the process that wanted it."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def serve() -> None:
     """The helper process: one JSON ``[predicted, reference]`` per line in, ``true`` or
     ``false`` per line out. Anything printed by the libraries goes to stderr."""
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above
+        return
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     import sympy  # noqa: F401  (paid once, not by the first check)
