@@ -312,3 +312,21 @@ def test_limits_are_validated():
         SandboxLimits(timeout=0)
     with pytest.raises(ValueError, match="max_processes must be at least 4"):
         SandboxLimits(max_processes=2)
+
+
+def test_the_environment_refuses_at_load_time(monkeypatch, tmp_path):
+    from vf_math_python import load_environment
+
+    with pytest.raises(ValueError, match="resource_limits must be one of"):
+        load_environment(num_train_examples=2, num_eval_examples=2,
+                         sandbox_options={"resource_limits": "none"})
+    monkeypatch.setenv("PATH", str(tmp_path))
+    detect_isolation.cache_clear()
+    try:
+        with pytest.raises(SandboxSetupError, match="bubblewrap: no `bwrap` program on PATH"):
+            load_environment(num_train_examples=2, num_eval_examples=2,
+                             sandbox_options={"resource_limits": MODE})
+        env = load_environment(num_train_examples=2, num_eval_examples=2, use_tools=False)
+        assert env is not None  # no tool, no sandbox needed
+    finally:
+        detect_isolation.cache_clear()
