@@ -4,9 +4,10 @@ bare ``python -c pass`` as the floor, all measured in the same run.
     python benchmarks/bench_sandbox.py [--json] [--before DIR]
 
 ``--before DIR``: also measure the ``vf_math_python`` package found in DIR (e.g. an older
-revision: ``git worktree add /tmp/old <rev>`` then
-``--before /tmp/old/environments/vf_math_python``), side by side with this one. Medians;
-these machines are shared and noisy, so compare columns of one run, not runs.
+revision: ``git archive <rev> environments/vf_math_python | tar -x -C /tmp/old`` then
+``--before /tmp/old/environments/vf_math_python``), side by side with this one, in
+interleaved rounds (``--rounds``). Medians; these machines are shared and noisy, so compare
+columns of one run, not runs.
 """
 
 from __future__ import annotations
@@ -90,13 +91,17 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="folder holding an older vf_math_python")
     parser.add_argument("--fresh-calls", type=int, default=20)
     parser.add_argument("--warm-calls", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     row: dict[str, object] = {"bench": "sandbox",
                               "bare_python_ms": round(bare_python_ms(args.fresh_calls), 2)}
     columns = [("now", PACKAGE)] + ([("before", args.before)] if args.before else [])
-    for name, folder in columns:
-        numbers = run_for(folder, args.fresh_calls, args.warm_calls)
-        row[name] = {k: round(v, 3) for k, v in numbers.items()}
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name, _ in columns}
+    for i in range(args.rounds):
+        for name, folder in columns if i % 2 == 0 else columns[::-1]:
+            rounds[name].append(run_for(folder, args.fresh_calls, args.warm_calls))
+    for name, results in rounds.items():
+        row[name] = {k: round(statistics.median(r[k] for r in results), 3) for k in results[0]}
     row["fresh_over_bare_python"] = round(
         row["now"]["fresh_call_ms"] / row["bare_python_ms"], 2)  # type: ignore[index]
     if args.json:

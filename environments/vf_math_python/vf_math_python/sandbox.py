@@ -361,7 +361,7 @@ class PythonSandbox:
             result = self._call(worker, code)
             result.restarted = restarted
             if result.killed or not self.persistent:
-                worker.kill(graceful=not result.killed)
+                worker.kill()  # its answer is in: no need to wait for a clean exit
                 self._worker = None
                 self._lost_state = self.persistent and result.killed
                 if self._lost_state:
