@@ -116,7 +116,7 @@ def answers_equivalent(predicted: Any, reference: Any, checker: Any = None) -> b
     """True when ``predicted`` and ``reference`` denote the same mathematical answer.
 
     ``checker``: the :class:`~vf_math_python.answer_check.SymbolicChecker` for steps 3-4
-    (default: the process-wide one, 4 s per check). Raises
+    (default: the process-wide one, 3 s per check). Raises
     :class:`~vf_math_python.answer_check.AnswerCheckTimeout` when it runs out of time.
     """
     if predicted is None or reference is None:

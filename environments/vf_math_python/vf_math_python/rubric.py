@@ -16,7 +16,7 @@ async def correct_answer(completion: Messages, answer: str, parser: vf.Parser) -
     """1.0 when the boxed answer of the last message is equivalent to the reference.
 
     Runs in a worker thread (the event loop goes on with other rollouts); the symbolic
-    steps run in a helper process under a 4 s limit, and a check that runs out of time
+    steps run in a helper process under a 3 s limit, and a check that runs out of time
     raises :class:`~vf_math_python.answer_check.AnswerCheckTimeout`, which the rubric
     records as this rollout's reward error.
     """
