@@ -18,26 +18,37 @@ SLOW = "\\boxed{(x+1)^{9999}}"
 
 @pytest.fixture(scope="module")
 def checker():
+    """A checker with a generous limit, for checks that must not time out on a busy
+    machine."""
+    box = SymbolicChecker(timeout=60.0, processes=1)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def strict_checker():
     box = SymbolicChecker(timeout=3.0, processes=1)
-    assert box.equivalent("x^2 - 1", "(x-1)(x+1)")  # starts the helper (imports sympy)
+    assert box.equivalent("1", "1")  # starts the helper (imports, parser warm-up)
     yield box
     box.close()
 
 
 def test_symbolic_equivalence_goes_through_the_helper(checker):
+    assert checker.equivalent("x^2 - 1", "(x-1)(x+1)")
     assert checker.equivalent("\\frac{\\sqrt{8}}{2}", "\\sqrt{2}")
     assert not checker.equivalent("x + 1", "x + 2")
     assert answers_equivalent("2\\sqrt{2}", "\\sqrt{8}", checker=checker)
 
 
-def test_a_runaway_check_is_stopped_within_the_limit(checker):
+def test_a_runaway_check_is_stopped_within_the_limit(strict_checker):
+    checker = strict_checker
     helper = next(iter(checker._all))
     start = time.monotonic()
     with pytest.raises(AnswerCheckTimeout, match="took longer than 3 s and was stopped"):
         answers_equivalent(SLOW, "x", checker=checker)
     assert time.monotonic() - start < 5.0
     assert helper.proc.poll() is not None, "the busy helper was not killed"
-    assert checker.equivalent("1/2", "0.5")  # a fresh helper takes over
+    assert checker.equivalent("1", "1")  # a fresh helper takes over
 
 
 def test_scoring_a_runaway_answer_leaves_the_event_loop_free():
@@ -49,7 +60,8 @@ def test_scoring_a_runaway_answer_leaves_the_event_loop_free():
 
     async def main() -> tuple[dict, int, float]:
         # warm the helper: the limit is for the check, not for importing sympy
-        await correct_answer([{"role": "assistant", "content": "\\boxed{x+x}"}], "2x", parser)
+        await correct_answer([{"role": "assistant", "content": "\\boxed{\\sqrt{4}}"}], "2",
+                             parser)
         ticks = 0
         done = asyncio.Event()
 

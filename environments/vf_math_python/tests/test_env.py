@@ -37,7 +37,7 @@ def solver(request: dict[str, Any]) -> Reply | str:
 
 def test_evaluate_with_the_python_tool_scores_one(make_scripted_server):
     server = make_scripted_server(handler=solver)
-    env = load_environment(num_train_examples=10, num_eval_examples=12, timeout=20)
+    env = load_environment(num_train_examples=10, num_eval_examples=12, timeout=60)
     results = env.evaluate(server.client(), "scripted", num_examples=12)
     assert results["errors"] == [None] * 12
     assert results["rewards"] == [1.0] * 12
