@@ -139,3 +139,16 @@ def test_a_busy_helper_dies_with_its_host():
         time.sleep(0.05)
     else:
         raise AssertionError(f"the helper {helper} outlived its host")
+
+
+def test_the_answer_check_limit_is_configurable():
+    from vf_math_python import load_environment
+
+    rubric = build_rubric(build_parser(), answer_check_timeout=30.0)
+    completion = [{"role": "assistant", "content": "\\boxed{2\\sqrt{2}}"}]
+    score = rubric.score_rollout_sync(prompt=[], completion=completion, answer="\\sqrt{8}",
+                                      state={})
+    assert score["correct_answer"] == 1.0
+    with pytest.raises(ValueError, match="answer_check_timeout must be > 0 seconds"):
+        load_environment(num_train_examples=2, num_eval_examples=2, use_tools=False,
+                         answer_check_timeout=0)

@@ -70,6 +70,7 @@ def load_environment(
     use_think: bool = False,
     format_weight: float = 0.1,
     tool_error_penalty: float = 0.0,
+    answer_check_timeout: float = 3.0,
     timeout: float = 10.0,
     memory_mb: int = 512,
     max_output_chars: int = 4000,
@@ -97,6 +98,8 @@ def load_environment(
         use_think: expect ``<think>...</think>`` before the answer (ThinkParser).
         format_weight: size of the penalty for a last message without ``\\boxed{}``.
         tool_error_penalty: reward subtracted per failed tool call (default 0: metric only).
+        answer_check_timeout: seconds one symbolic answer check (math-verify, sympy) may
+            take before it is killed and recorded as a reward error.
         timeout, memory_mb, max_output_chars, max_file_mb, disk_mb, max_processes: sandbox
             limits (see :class:`SandboxLimits`).
         persistent_python: one interpreter per rollout (variables persist) instead of a
@@ -118,14 +121,16 @@ def load_environment(
     if not use_tools:
         if persistent_python:
             raise ValueError("persistent_python needs use_tools=True.")
-        rubric = build_rubric(parser, format_weight)
+        rubric = build_rubric(parser, format_weight,
+                              answer_check_timeout=answer_check_timeout)
         return vf.SingleTurnEnv(rubric=rubric, **common, **kwargs)
     limits = SandboxLimits(timeout=timeout, memory_mb=memory_mb,
                            max_output_chars=max_output_chars, max_file_mb=max_file_mb,
                            disk_mb=disk_mb, max_processes=max_processes)
     probe_tool = make_python_tool(limits, persistent_python)
     rubric = build_rubric(parser, format_weight, tools=[probe_tool],
-                          tool_error_penalty=tool_error_penalty)
+                          tool_error_penalty=tool_error_penalty,
+                          answer_check_timeout=answer_check_timeout)
     return MathPythonEnv(sandbox_limits=limits, persistent_python=persistent_python,
                          sandbox_options=sandbox_options, max_turns=max_turns, rubric=rubric,
                          **common, **kwargs)
