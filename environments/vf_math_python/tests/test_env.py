@@ -37,7 +37,7 @@ def solver(request: dict[str, Any]) -> Reply | str:
 
 def test_evaluate_with_the_python_tool_scores_one(make_scripted_server):
     server = make_scripted_server(handler=solver)
-    env = load_environment(num_train_examples=10, num_eval_examples=12, timeout=20)
+    env = load_environment(num_train_examples=10, num_eval_examples=12, timeout=60)
     results = env.evaluate(server.client(), "scripted", num_examples=12)
     assert results["errors"] == [None] * 12
     assert results["rewards"] == [1.0] * 12
@@ -113,8 +113,8 @@ def test_hostile_programs_come_back_as_tool_errors(make_scripted_server, tmp_pat
         r"Error: python raised CodeError: .*MemoryError",
         r"Error: python raised CodeError: .*Sandbox: creating processes is not allowed",
         r"Error: python raised CodeError: .*File too large",
-        r"Error: python raised CodeError: .*Sandbox: reading '/etc/passwd'",
-        r"Error: python raised CodeError: .*Sandbox: writing .*escape.txt",
+        r"Error: python raised CodeError: .*No such file or directory: '/etc/passwd'",
+        r"Error: python raised CodeError: .*No such file or directory: .*escape.txt",
         r"Error: python raised CodeError: .*Sandbox: network access is not allowed",
     ]
     for reply, pattern in zip(replies, expected, strict=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from vf_math_python.parsing import build_parser
@@ -21,7 +23,7 @@ def said(text: str) -> list[dict[str, str]]:
 ])
 def test_correctness_and_format(text: str, answer: str, correct: float, penalty: float):
     parser = build_parser()
-    assert correct_answer(said(text), answer, parser) == correct
+    assert asyncio.run(correct_answer(said(text), answer, parser)) == correct
     assert format_penalty(said(text), parser) == penalty
 
 
@@ -29,7 +31,7 @@ def test_think_format():
     parser = build_parser(use_think=True)
     assert format_penalty(said("<think>12+6</think>\\boxed{18}"), parser) == 0.0
     assert format_penalty(said("\\boxed{18}"), parser) == 1.0  # no think block
-    assert correct_answer(said("\\boxed{18}"), "18", parser) == 0.0  # 0.1.x: no </think>, no answer
+    assert asyncio.run(correct_answer(said("\\boxed{18}"), "18", parser)) == 0.0  # 0.1.x: no </think>, no answer
 
 
 def test_only_the_final_message_counts():
@@ -41,7 +43,7 @@ def test_only_the_final_message_counts():
         {"role": "assistant", "content": "\\boxed{18}"},
     ]
     assert format_penalty(completion, parser) == 0.0
-    assert correct_answer(completion, "18", parser) == 1.0
+    assert asyncio.run(correct_answer(completion, "18", parser)) == 1.0
 
 
 def test_weights_and_scores():

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import verifiers as vf
+from vf_math_python.answer_check import AnswerCheckTimeout, SymbolicChecker
 from vf_math_python.arithmetic import PRESETS, ArithmeticSpec, generate_arithmetic
 from vf_math_python.data import DATASETS, arithmetic_train_eval, load_split
 from vf_math_python.env import MathPythonEnv, make_python_tool
@@ -24,13 +25,16 @@ from vf_math_python.sandbox import (
     ProcessDied,
     PythonSandbox,
     SandboxError,
+    SandboxInfo,
     SandboxLimits,
+    SandboxSetupError,
     run_python,
 )
 
 __all__ = [
     "DATASETS",
     "PRESETS",
+    "AnswerCheckTimeout",
     "ArithmeticSpec",
     "CodeError",
     "ExecutionResult",
@@ -39,7 +43,10 @@ __all__ = [
     "ProcessDied",
     "PythonSandbox",
     "SandboxError",
+    "SandboxInfo",
     "SandboxLimits",
+    "SandboxSetupError",
+    "SymbolicChecker",
     "answers_equivalent",
     "generate_arithmetic",
     "load_environment",
@@ -63,10 +70,12 @@ def load_environment(
     use_think: bool = False,
     format_weight: float = 0.1,
     tool_error_penalty: float = 0.0,
+    answer_check_timeout: float = 3.0,
     timeout: float = 10.0,
     memory_mb: int = 512,
     max_output_chars: int = 4000,
     max_file_mb: int = 16,
+    disk_mb: int = 64,
     max_processes: int = 16,
     persistent_python: bool = False,
     **kwargs: Any,
@@ -89,11 +98,15 @@ def load_environment(
         use_think: expect ``<think>...</think>`` before the answer (ThinkParser).
         format_weight: size of the penalty for a last message without ``\\boxed{}``.
         tool_error_penalty: reward subtracted per failed tool call (default 0: metric only).
-        timeout, memory_mb, max_output_chars, max_file_mb, max_processes: sandbox limits.
+        answer_check_timeout: seconds one symbolic answer check (math-verify, sympy) may
+            take before it is killed and recorded as a reward error.
+        timeout, memory_mb, max_output_chars, max_file_mb, disk_mb, max_processes: sandbox
+            limits (see :class:`SandboxLimits`).
         persistent_python: one interpreter per rollout (variables persist) instead of a
             fresh process per call.
         **kwargs: passed to the environment (e.g. ``sampling_args``, ``max_concurrent``,
-            ``rollout_timeout``, ``sandbox_options``).
+            ``rollout_timeout``, ``sandbox_options``: keyword arguments of
+            :class:`PythonSandbox`, such as ``{"resource_limits": "rlimit"}``).
     """
     if dataset_name not in DATASETS:
         raise ValueError(f"Unknown dataset_name {dataset_name!r}; choose one of {list(DATASETS)}.")
@@ -108,14 +121,16 @@ def load_environment(
     if not use_tools:
         if persistent_python:
             raise ValueError("persistent_python needs use_tools=True.")
-        rubric = build_rubric(parser, format_weight)
+        rubric = build_rubric(parser, format_weight,
+                              answer_check_timeout=answer_check_timeout)
         return vf.SingleTurnEnv(rubric=rubric, **common, **kwargs)
     limits = SandboxLimits(timeout=timeout, memory_mb=memory_mb,
                            max_output_chars=max_output_chars, max_file_mb=max_file_mb,
-                           max_processes=max_processes)
+                           disk_mb=disk_mb, max_processes=max_processes)
     probe_tool = make_python_tool(limits, persistent_python)
     rubric = build_rubric(parser, format_weight, tools=[probe_tool],
-                          tool_error_penalty=tool_error_penalty)
+                          tool_error_penalty=tool_error_penalty,
+                          answer_check_timeout=answer_check_timeout)
     return MathPythonEnv(sandbox_limits=limits, persistent_python=persistent_python,
                          sandbox_options=sandbox_options, max_turns=max_turns, rubric=rubric,
                          **common, **kwargs)

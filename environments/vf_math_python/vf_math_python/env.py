@@ -40,10 +40,16 @@ def make_python_tool(
 ) -> Callable[[str], str]:
     """The ``python(code)`` tool function: a fresh sandboxed process per call.
 
+    ``sandbox_options`` go to :class:`~vf_math_python.sandbox.PythonSandbox` (e.g.
+    ``resource_limits="rlimit"``); a layer that cannot be set up raises
+    :class:`~vf_math_python.errors.SandboxSetupError` here, before any rollout.
+
     (``persistent`` only changes the description the model reads; :class:`MathPythonEnv`
     routes calls to a per-rollout sandbox in that mode.)
     """
     limits = limits or SandboxLimits()
+    # Fails here, at load time, when a layer cannot be set up (SandboxSetupError).
+    PythonSandbox(limits, **sandbox_options)
 
     def python(code: str) -> str:
         with PythonSandbox(limits, **sandbox_options) as sandbox:

@@ -9,9 +9,12 @@
    sets, intervals, equations such as ``x = 3`` against ``3``;
 4. sympy: both parse as expressions whose difference simplifies to zero.
 
-Anything that cannot be read is "not equivalent"; nothing here raises for model output.
-Inputs that could make sympy run away (exponent towers, huge exponents, very long strings)
-skip the symbolic steps.
+Steps 3 and 4 run in a helper process under a hard time limit
+(:mod:`vf_math_python.answer_check`): a check that takes longer is killed and raises
+:class:`~vf_math_python.answer_check.AnswerCheckTimeout`. Anything that cannot be read is
+"not equivalent"; nothing else here raises for model output. Answers longer than
+``MAX_ANSWER_CHARS`` are not equivalent to anything, and inputs that could make sympy run
+away (exponent towers, huge exponents, long strings) skip the symbolic steps.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from verifiers.utils.data_utils import extract_boxed_answer
 logger = logging.getLogger(__name__)
 
 MAX_SYMBOLIC_CHARS = 300
+#: Longer answers (after ``\\boxed{}`` extraction) are never equivalent: no reference is
+#: this long, and it keeps the string steps cheap on adversarial input.
+MAX_ANSWER_CHARS = 2000
 _SYMBOLIC_TIMEOUT_S = 5
 
 _SPACING = re.compile(r"\\[,;:!]|\\quad|\\qquad|~|\\ ")
@@ -34,7 +40,7 @@ _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox|textrm)\s*\{([^{}]*)\}")
 _LEFT_RIGHT = re.compile(r"\\(?:left|right)\s*")
 _THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\})(?=\d{3}(?:\D|$))")
 _CURRENCY = re.compile(r"\\\$|\$|US\$|USD|€|£|¥|\\euro")
-_PERCENT = re.compile(r"\\%|%|\s*percent\b", re.IGNORECASE)
+_PERCENT = re.compile(r"\\%|%|\bpercent\b", re.IGNORECASE)
 _UNIT_WORDS = re.compile(r"^\s*([-+−]?\s*\d[\d.,/]*)\s*[A-Za-z][A-Za-z .'/-]*$")
 _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°")
 _ANSWER_PREFIX = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", re.IGNORECASE)
@@ -52,6 +58,8 @@ def normalize_answer(text: Any) -> str:
     boxed = extract_boxed_answer(s) if ("\\boxed" in s or "\\fbox" in s) else None
     if boxed is not None:
         s = boxed
+    if len(s) > MAX_ANSWER_CHARS:
+        return s  # too long to be an answer (see answers_equivalent); not worth the regexes
     s = s.replace("−", "-").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = _SPACING.sub(" ", s)
     for _ in range(3):
@@ -104,11 +112,18 @@ def is_risky(text: str) -> bool:
     return bool(re.search(r"\d{4,}\s*!", text))
 
 
-def answers_equivalent(predicted: Any, reference: Any) -> bool:
-    """True when ``predicted`` and ``reference`` denote the same mathematical answer."""
+def answers_equivalent(predicted: Any, reference: Any, checker: Any = None) -> bool:
+    """True when ``predicted`` and ``reference`` denote the same mathematical answer.
+
+    ``checker``: the :class:`~vf_math_python.answer_check.SymbolicChecker` for steps 3-4
+    (default: the process-wide one, 3 s per check). Raises
+    :class:`~vf_math_python.answer_check.AnswerCheckTimeout` when it runs out of time.
+    """
     if predicted is None or reference is None:
         return False
     pred, ref = normalize_answer(predicted), normalize_answer(reference)
+    if len(pred) > MAX_ANSWER_CHARS or len(ref) > MAX_ANSWER_CHARS:
+        return False
     if not pred or not ref:
         return False
     if pred == ref:
@@ -118,9 +133,11 @@ def answers_equivalent(predicted: Any, reference: Any) -> bool:
         return pred_value == ref_value
     if is_risky(pred) or is_risky(ref):
         return False
-    if math_verify_equivalent(pred, ref):
-        return True
-    return sympy_equivalent(pred, ref)
+    if checker is None:
+        from vf_math_python.answer_check import default_checker
+
+        checker = default_checker()
+    return bool(checker.equivalent(pred, ref))
 
 
 def _timeout() -> int | None:

@@ -1,19 +1,23 @@
-"""What the host can use to isolate a sandboxed process, detected once per process.
+"""The kernel layers around a sandboxed interpreter, and the bubblewrap command that sets
+them up.
 
-Layers, each used when the platform allows it (:func:`detect_isolation` says which):
+Every sandbox runs under bubblewrap (``bwrap``) with:
 
-- **namespaces**: ``unshare --net --pid --ipc --fork --kill-child`` (util-linux). A fresh
-  network namespace has only a loopback device that is down: no network at all. In a fresh
-  PID namespace the sandboxed interpreter is PID 1; when it dies the kernel kills every
-  process left in the namespace, and it cannot see or signal host processes. Needs root
-  (or unprivileged user namespaces, tried with ``--map-root-user`` when not root).
-- **pids cgroup**: a per-sandbox cgroup (v1 ``pids`` hierarchy, or v2 when the ``pids``
-  controller is enabled for our cgroup) with ``pids.max``: a cap on processes and threads
-  the kernel enforces for root too, and a list of leftover processes to kill.
-- **uid drop**: as root, the worker switches to a throwaway uid (so ``RLIMIT_NPROC`` is
-  enforced, files of other users are not writable, host processes cannot be signalled).
-  When the interpreter lives in a folder other users cannot read (e.g. pyenv under
-  ``/root``), the worker keeps ``CAP_DAC_READ_SEARCH`` so it can still import modules.
+- new mount, PID, network, IPC, UTS and cgroup namespaces (plus a user namespace when not
+  root); the root is a read-only tmpfs holding only read-only binds of ``/usr`` (and the
+  ``/bin``, ``/lib*`` links), the interpreter's prefix and import path, and the worker
+  script; a fresh read-only ``/proc`` for the sandbox's own PID namespace; a minimal
+  read-only ``/dev``; and two private, size-limited tmpfs mounts, ``/tmp`` (the working
+  folder, also ``$HOME`` and ``/var/tmp``) and ``/dev/shm``: the only writable places;
+- no capabilities (as root, ``CAP_SETUID``/``CAP_SETGID`` are kept only until the worker has
+  switched to a throwaway uid, which clears them), ``no_new_privs``, and the seccomp
+  filters of :mod:`vf_math_python.seccomp_filters`;
+- ``--die-with-parent``: the sandbox dies with the host process, even on ``kill -9``.
+
+Memory and processes are bounded by a per-sandbox cgroup (:mod:`vf_math_python.cgroups`);
+where none can be made (an ordinary user without cgroup delegation) the sandbox refuses to
+run unless ``resource_limits="rlimit"`` is given explicitly (see the README for what that
+mode does and does not bound).
 """
 
 from __future__ import annotations
@@ -21,220 +25,230 @@ from __future__ import annotations
 import functools
 import json
 import os
-import secrets
 import shutil
-import signal
-import stat
 import subprocess
 import sys
-import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NAMESPACE_FLAGS = ("--net", "--pid", "--ipc", "--fork", "--kill-child")
-#: Throwaway uids are drawn from [UID_BASE, UID_BASE + UID_SPAN): far above real accounts
-#: and the usual subordinate-id ranges of container runtimes.
+from vf_math_python.cgroups import CgroupBase, find_cgroup_base, reclaim_stale
+from vf_math_python.errors import SandboxSetupError
+
+#: Throwaway uids (root only) are drawn from [UID_BASE, UID_BASE + UID_SPAN): far above real
+#: accounts and the usual subordinate-id ranges of container runtimes.
 UID_BASE = 2_000_000_000
 UID_SPAN = 100_000_000
+#: Where the worker script appears inside the sandbox.
+WORKER_PATH = "/opt/vf-sandbox/sandbox_worker.py"
+RESOURCE_LIMIT_MODES = ("cgroup", "rlimit")
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+INSTALL_BWRAP = ("install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; "
+                 "Fedora: `dnf install bubblewrap`)")
 
 
 @dataclass(frozen=True)
 class Isolation:
-    """The isolation layers available on this machine (for one Python executable)."""
+    """What this machine offers for one interpreter (see :func:`detect_isolation`)."""
 
-    unshare_prefix: tuple[str, ...] = ()
-    cgroup_base: str | None = None
-    can_drop_uid: bool = False
-    interpreter_world_readable: bool = False
+    bwrap: str | None
+    bwrap_version: str
+    is_root: bool
+    cgroup: CgroupBase | None
+    read_only_roots: tuple[str, ...]
+    #: ``(layer, "why. how to fix")`` for every layer that cannot be set up here.
+    problems: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def namespaces(self) -> bool:
-        return bool(self.unshare_prefix)
 
     def describe(self) -> dict[str, object]:
         return {
-            "namespaces (net, pid, ipc)": self.namespaces,
-            "pids cgroup": self.cgroup_base is not None,
-            "uid drop": self.can_drop_uid,
-            "notes": list(self.notes),
+            "engine": f"bubblewrap {self.bwrap_version}" if self.bwrap else None,
+            "namespaces": ["mount", "pid", "net", "ipc", "uts", "cgroup"]
+                          + ([] if self.is_root else ["user"]),
+            "seccomp": not any(layer == "seccomp" for layer, _ in self.problems),
+            "cgroup": self.cgroup.describe() if self.cgroup else None,
+            "uid": "throwaway uid" if self.is_root else "the caller's uid (user namespace)",
+            "read_only_roots": list(self.read_only_roots),
+            "problems": [f"{layer}: {why}" for layer, why in self.problems],
         }
+
+    def require(self, resource_limits: str) -> None:
+        """Raise :class:`SandboxSetupError` naming each requested layer that is missing."""
+        if resource_limits not in RESOURCE_LIMIT_MODES:
+            raise ValueError(f"resource_limits must be one of {RESOURCE_LIMIT_MODES}, "
+                             f"got {resource_limits!r}.")
+        missing = [(layer, why) for layer, why in self.problems
+                   if layer != "cgroup" or resource_limits == "cgroup"]
+        if missing:
+            lines = "\n".join(f"- {layer}: {why}" for layer, why in missing)
+            raise SandboxSetupError(
+                "The python sandbox cannot run here; it refuses to run with fewer layers.\n"
+                + lines)
+        if resource_limits == "rlimit":
+            warnings.warn(
+                "python sandbox: resource_limits='rlimit' bounds memory by RLIMIT_AS plus the "
+                "tmpfs sizes only (no memory cgroup: kernel memory such as many small files "
+                "is not counted); use it only where a cgroup cannot be had.",
+                RuntimeWarning, stacklevel=3)
 
 
 @functools.lru_cache(maxsize=8)
 def detect_isolation(python_executable: str) -> Isolation:
-    """Probe namespaces, cgroups and uid dropping (cached per executable)."""
+    """Probe bubblewrap, seccomp and cgroups for ``python_executable`` (cached)."""
+    problems: list[tuple[str, str]] = []
     notes: list[str] = []
-    prefix = _probe_unshare(notes)
     is_root = os.geteuid() == 0
-    cgroup = _probe_cgroup(notes) if is_root else None
-    readable = _interpreter_world_readable(python_executable)
-    if not is_root:
-        notes.append("not running as root: no uid drop, no pids cgroup and no RLIMIT_NPROC "
-                     "(it would count all of this user's processes); process creation is "
-                     "stopped by the audit hook, and the PID namespace kills leftovers")
-    return Isolation(
-        unshare_prefix=prefix,
-        cgroup_base=cgroup,
-        can_drop_uid=is_root,
-        interpreter_world_readable=readable,
-        notes=tuple(notes),
-    )
-
-
-def _probe_unshare(notes: list[str]) -> tuple[str, ...]:
-    binary = shutil.which("unshare")
-    if binary is None:
-        notes.append("no `unshare` binary: no network/PID namespaces (audit hook only)")
-        return ()
-    candidates = [(binary, *NAMESPACE_FLAGS)]
-    if os.geteuid() != 0:
-        candidates = [(binary, "--map-root-user", *NAMESPACE_FLAGS)]
-    for prefix in candidates:
-        try:
-            done = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            notes.append(f"`unshare` failed to run: {exc}")
-            continue
-        if done.returncode == 0:
-            return prefix
-        reason = done.stderr.decode(errors="replace").strip()
-        notes.append(f"`{' '.join(prefix)} true` failed ({reason}): no namespaces")
-    return ()
-
-
-def _own_cgroup(controller: str | None) -> str | None:
-    """Our cgroup path in the v1 ``controller`` hierarchy, or the v2 path (``None``)."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if controller is None and parts[0] == "0" and parts[1] == "":
-            return parts[2]
-        if controller is not None and controller in parts[1].split(","):
-            return parts[2]
-    return None
-
-
-def _probe_cgroup(notes: list[str]) -> str | None:
-    """A folder under which per-sandbox pids cgroups can be made, or ``None``."""
-    candidates = []
-    v1_root = Path("/sys/fs/cgroup/pids")
-    own_v1 = _own_cgroup("pids")
-    if v1_root.is_dir() and own_v1 is not None:
-        candidates.append(v1_root / own_v1.lstrip("/"))
-    own_v2 = _own_cgroup(None)
-    for mount in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")):
-        if own_v2 is not None and (mount / "cgroup.controllers").is_file():
-            candidates.append(mount / own_v2.lstrip("/"))
-    for parent in candidates:
-        base = parent / "vf-sandbox"
-        try:
-            base.mkdir(exist_ok=True)
-            if not (base / "cgroup.procs").exists():
-                raise OSError("not a cgroup folder")
-            if not (base / "pids.max").exists():  # v2: enable the pids controller below us
-                (parent / "cgroup.subtree_control").write_text("+pids")
-                if not (base / "pids.max").exists():
-                    raise OSError("pids controller unavailable")
-            if (base / "cgroup.controllers").exists():
-                (base / "cgroup.subtree_control").write_text("+pids")
-            probe = SandboxCgroup.create(str(base), 4)
-            probe.destroy()
-            return str(base)
-        except OSError as exc:
-            notes.append(f"pids cgroup under {parent} unavailable: {exc}")
-    if not candidates:
-        notes.append("no pids cgroup hierarchy found")
-    return None
-
-
-def _interpreter_world_readable(python_executable: str) -> bool:
-    """Can a stranger (``other`` permission bits) import from this interpreter's folders?"""
-    if python_executable == sys.executable:
-        paths = [p for p in sys.path if p and os.path.isabs(p)]
+    bwrap = shutil.which("bwrap")
+    version = ""
+    roots = tuple(read_only_roots(python_executable))
+    if bwrap is None:
+        problems.append(("bubblewrap", f"no `bwrap` program on PATH; {INSTALL_BWRAP}."))
     else:
-        try:
-            done = subprocess.run(
-                [python_executable, "-I", "-c", "import sys, json; print(json.dumps(sys.path))"],
-                capture_output=True, timeout=30, check=True,
-            )
-            paths = [p for p in json.loads(done.stdout) if p and os.path.isabs(p)]
-        except (OSError, subprocess.SubprocessError, ValueError):
-            return False
-    paths.append(os.path.dirname(os.path.realpath(python_executable)))
-    return all(_world_readable_dir(p) for p in paths if os.path.isdir(p))
+        version, why = _probe_bwrap(bwrap, is_root, roots)
+        if why:
+            fix = ("" if is_root else " As an ordinary user bubblewrap needs unprivileged "
+                   "user namespaces: enable them (`sysctl kernel.unprivileged_userns_clone=1`,"
+                   " or `kernel.apparmor_restrict_unprivileged_userns=0` on Ubuntu) or run "
+                   "as root.")
+            problems.append(("namespaces", f"`bwrap` could not start a sandbox: {why}.{fix}"))
+    try:
+        from vf_math_python.seccomp_filters import base_filter, compile_bpf
+
+        compile_bpf(base_filter())
+    except (ImportError, OSError, RuntimeError, ValueError, AttributeError) as exc:
+        problems.append(("seccomp", f"cannot compile the seccomp filter ({exc}); install "
+                                    "libseccomp (`apt-get install libseccomp2`) and the "
+                                    "`pyseccomp` package."))
+    cgroup, why = find_cgroup_base()
+    if cgroup is None:
+        who = "root" if is_root else f"uid {os.geteuid()}"
+        problems.append(("cgroup", f"no writable memory + pids cgroup for {who} ({why}). Run "
+                                   "as root, or get a delegated cgroup v2 subtree (e.g. "
+                                   "`systemd-run --user --scope -p Delegate=yes ...`), or "
+                                   "pass resource_limits='rlimit' to accept weaker limits."))
+    else:
+        reclaimed = reclaim_stale(cgroup)
+        if reclaimed:
+            notes.append(f"reclaimed {reclaimed} cgroup(s) left by dead processes")
+    return Isolation(bwrap=bwrap, bwrap_version=version, is_root=is_root, cgroup=cgroup,
+                     read_only_roots=roots, problems=tuple(problems), notes=tuple(notes))
 
 
-def _world_readable_dir(path: str) -> bool:
-    real = Path(os.path.realpath(path))
-    for folder in [real, *real.parents]:
-        mode = folder.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            return False
-    return bool(real.stat().st_mode & stat.S_IROTH)
+def _probe_bwrap(bwrap: str, is_root: bool, roots: tuple[str, ...]) -> tuple[str, str]:
+    """bwrap's version, and why a minimal sandbox failed (``""`` when it worked)."""
+    try:
+        done = subprocess.run([bwrap, "--version"], capture_output=True, timeout=10)
+        version = done.stdout.decode(errors="replace").split()[-1] if done.stdout else "?"
+        probe = [*namespace_args(is_root), *filesystem_args(roots, 1 << 20, 1 << 20),
+                 "--", "/usr/bin/true"]
+        done = subprocess.run([bwrap, *probe], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired, IndexError) as exc:
+        return "", str(exc)
+    if done.returncode != 0:
+        return version, done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
+    return version, ""
+
+
+@functools.lru_cache(maxsize=8)
+def read_only_roots(python_executable: str) -> list[str]:
+    """Folders bound read-only into the sandbox: the interpreter's prefixes and its import
+    path (as ``python -I`` sees it), minus what ``/usr`` already covers."""
+    script = ("import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, "
+              "sys.exec_prefix, sys.base_exec_prefix, *sys.path]))")
+    try:
+        done = subprocess.run([python_executable, "-I", "-c", script], capture_output=True,
+                              timeout=60, check=True)
+        paths = json.loads(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise SandboxSetupError(f"cannot run the sandbox interpreter {python_executable!r}: "
+                                f"{exc}") from None
+    paths.append(os.path.dirname(os.path.abspath(python_executable)))
+    candidates = set()
+    for path in paths:
+        if not path or not os.path.isabs(path) or not os.path.isdir(path):
+            continue
+        for form in {os.path.normpath(path), os.path.realpath(path)}:
+            if form == "/" or any(_under(form, d) for d in _SYSTEM_DIRS):
+                continue
+            candidates.add(form)
+    roots = sorted(candidates)
+    return [r for r in roots if not any(r != o and _under(r, o) for o in roots)]
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def namespace_args(is_root: bool) -> list[str]:
+    """Namespaces, capabilities and process options."""
+    args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    if not is_root:  # as root, a user namespace would map the sandbox to host uid 0
+        args += ["--unshare-user", "--disable-userns"]
+    args += ["--cap-drop", "ALL"]
+    if is_root:  # only until the worker's setuid() to a throwaway uid, which clears them
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    return args
+
+
+def filesystem_args(roots: tuple[str, ...] | list[str], tmp_bytes: int, shm_bytes: int,
+                    files: tuple[tuple[str, str], ...] = ()) -> list[str]:
+    """The minimal root: read-only system and interpreter folders, two size-limited tmpfs."""
+    args: list[str] = []
+    for folder in _SYSTEM_DIRS:
+        if os.path.islink(folder):
+            args += ["--symlink", os.readlink(folder), folder]
+        elif os.path.isdir(folder):
+            args += ["--ro-bind", folder, folder]
+    args += ["--perms", "0755", "--dir", "/etc",
+             "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    # bubblewrap would copy the modes of the host's folders above a bind (a 0700 /root
+    # would hide a pyenv interpreter from the throwaway uid): make them 0755 first.
+    parents: list[str] = []
+    for target in [*roots, *(t for _, t in files)]:
+        for parent in [str(p) for p in reversed(Path(target).parents)][1:]:
+            if parent not in parents and not any(_under(parent, d) for d in _SYSTEM_DIRS):
+                parents.append(parent)
+    for parent in parents:
+        args += ["--perms", "0755", "--dir", parent]
+    for root in roots:
+        args += ["--ro-bind", root, root]
+    for source, target in files:
+        args += ["--ro-bind", source, target]
+    args += [
+        "--proc", "/proc", "--remount-ro", "/proc",
+        "--dev", "/dev",
+        "--perms", "1777", "--size", str(shm_bytes), "--tmpfs", "/dev/shm",
+        "--remount-ro", "/dev",
+        "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
+        "--perms", "0755", "--dir", "/var", "--symlink", "/tmp", "/var/tmp",
+        "--remount-ro", "/",
+        "--chdir", "/tmp",
+    ]
+    return args
+
+
+def bwrap_command(isolation: Isolation, worker_script: str, tmp_bytes: int, shm_bytes: int,
+                  seccomp_fd: int, env: dict[str, str]) -> list[str]:
+    """The ``bwrap ...`` prefix that runs a command in a fresh sandbox."""
+    assert isolation.bwrap is not None
+    args = [isolation.bwrap, *namespace_args(isolation.is_root),
+            *filesystem_args(isolation.read_only_roots, tmp_bytes, shm_bytes,
+                             ((worker_script, WORKER_PATH),)),
+            "--clearenv"]
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    args += ["--seccomp", str(seccomp_fd), "--"]
+    return args
 
 
 def throwaway_uid() -> int:
     """A uid for one sandbox, unlikely to belong to anyone (or to another sandbox)."""
+    import secrets
+
     return UID_BASE + secrets.randbelow(UID_SPAN)
 
 
-class SandboxCgroup:
-    """One sandbox's pids cgroup: created with a ``pids.max``, destroyed with its processes."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    @classmethod
-    def create(cls, base: str, max_pids: int) -> SandboxCgroup:
-        path = os.path.join(base, f"sbx-{os.getpid()}-{secrets.token_hex(6)}")
-        os.mkdir(path)
-        cgroup = cls(path)
-        try:
-            with open(os.path.join(path, "pids.max"), "w") as f:
-                f.write(str(max_pids))
-        except OSError:
-            cgroup.destroy()
-            raise
-        return cgroup
-
-    @property
-    def procs_file(self) -> str:
-        return os.path.join(self.path, "cgroup.procs")
-
-    def pids(self) -> list[int]:
-        try:
-            with open(self.procs_file) as f:
-                return [int(line) for line in f if line.strip()]
-        except OSError:
-            return []
-
-    def peak(self) -> int | None:
-        try:
-            with open(os.path.join(self.path, "pids.peak")) as f:
-                return int(f.read())
-        except (OSError, ValueError):
-            return None
-
-    def destroy(self, deadline_s: float = 5.0) -> None:
-        """Kill whatever is still in the cgroup (by host pid), then remove it."""
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            pids = self.pids()
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                os.rmdir(self.path)
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.01)
+def in_sandbox_python(python_executable: str) -> str:
+    """The interpreter's path inside the sandbox (the same path: its folder is bound)."""
+    return os.path.abspath(python_executable) if python_executable else sys.executable

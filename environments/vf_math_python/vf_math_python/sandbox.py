@@ -4,8 +4,8 @@
 ...     box.run("x = 6 * 7").ok, box.run("x").value
 (True, '42')
 
-A :class:`PythonSandbox` owns one worker process (``sandbox_worker.py``) in a throwaway
-folder. ``persistent=True`` keeps the worker between calls (variables survive, like a
+A :class:`PythonSandbox` owns one worker process (``sandbox_worker.py``) in a fresh
+bubblewrap sandbox (:mod:`vf_math_python.isolation`). ``persistent=True`` keeps the worker between calls (variables survive, like a
 notebook); otherwise every :meth:`PythonSandbox.run` gets a fresh process. A worker that
 overruns the wall-time limit, dies, or breaks the protocol is killed together with
 everything it started, and a persistent sandbox starts a fresh one on the next call.
@@ -17,11 +17,11 @@ docstrings of :mod:`vf_math_python.sandbox_worker` and :mod:`vf_math_python.isol
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import math
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +33,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vf_math_python.isolation import Isolation, SandboxCgroup, detect_isolation, throwaway_uid
+from vf_math_python.cgroups import SandboxCgroup, reclaim_stale
+from vf_math_python.errors import (
+    CodeError,
+    LimitExceeded,
+    ProcessDied,
+    SandboxError,
+    SandboxSetupError,
+)
+from vf_math_python.isolation import (
+    WORKER_PATH,
+    Isolation,
+    bwrap_command,
+    detect_isolation,
+    throwaway_uid,
+)
+from vf_math_python.sandbox_worker import clean_text
+
+__all__ = ["CodeError", "ExecutionResult", "LimitExceeded", "ProcessDied", "PythonSandbox",
+           "SandboxError", "SandboxInfo", "SandboxLimits", "SandboxSetupError", "run_python"]
 
 #: Seconds the host waits past ``timeout`` (for the worker's own timer to stop the code and
 #: reply) before it kills the process.
@@ -47,26 +65,11 @@ KILLED_TYPES = frozenset({"WallTimeLimit", "Killed"})
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-
-
-class SandboxError(Exception):
-    """Base class of the errors the ``python`` tool reports to the model."""
-
-
-class CodeError(SandboxError):
-    """The code raised an exception (the message holds its output and traceback)."""
-
-
-class LimitExceeded(SandboxError):
-    """The process was killed: wall time, CPU time, memory, or it died unexpectedly."""
-
-
-class ProcessDied(SandboxError):
-    """The process ended without answering (e.g. ``os._exit`` or a crash in C code)."""
-
-
-class SandboxSetupError(SandboxError):
-    """The sandbox process could not be started with the requested restrictions."""
+#: Puts itself into the sandbox's cgroup(s), then becomes bwrap: everything bwrap starts
+#: is inside from its first instruction.
+_JOIN_CGROUP = ('n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 97; shift; '
+                'n=$((n-1)); done; exec "$@"')
+_REMOVED_OPTIONS = ("namespaces", "cgroup", "drop_privileges")
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,15 @@ class SandboxLimits:
         cpu_time: CPU seconds per call (default: 80% of ``timeout``); raises inside the
             code, and the kernel kills the process about a second later if the code ignores
             that.
-        memory_mb: address-space limit (``RLIMIT_AS``) in MiB.
+        memory_mb: memory in MiB: the memory cgroup's limit (everything the sandbox holds
+            in RAM: heap, files in its ``/tmp`` and ``/dev/shm``) and the address-space
+            limit (``RLIMIT_AS``, so large allocations fail with ``MemoryError``).
         max_output_chars: characters of printed output (stdout + stderr) kept per call.
         max_file_mb: largest file the code may write (``RLIMIT_FSIZE``), in MiB.
-        max_written_files: files the code may open for writing per process (audit hook).
-        max_processes: processes + threads (pids cgroup; ``RLIMIT_NPROC`` after a uid drop).
+        disk_mb: size of each of the sandbox's two tmpfs mounts (``/tmp``, its working
+            folder, and ``/dev/shm``), in MiB.
+        max_processes: tasks (the interpreter's threads) in the pids cgroup; new
+            processes are refused in any case.
         max_open_files: file descriptors (``RLIMIT_NOFILE``).
         startup_timeout: seconds to wait for a new worker to be ready.
         cpu_budget_factor: a persistent worker's total CPU is capped at this many calls'
@@ -94,15 +101,15 @@ class SandboxLimits:
     memory_mb: int = 512
     max_output_chars: int = 8000
     max_file_mb: int = 16
-    max_written_files: int = 64
+    disk_mb: int = 64
     max_processes: int = 16
     max_open_files: int = 256
     startup_timeout: float = 30.0
     cpu_budget_factor: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("timeout", "memory_mb", "max_output_chars", "max_file_mb",
-                     "max_written_files", "max_processes", "max_open_files", "startup_timeout"):
+        for name in ("timeout", "memory_mb", "max_output_chars", "max_file_mb", "disk_mb",
+                     "max_processes", "max_open_files", "startup_timeout"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"SandboxLimits.{name} must be a positive number, got {value!r}.")
@@ -111,6 +118,9 @@ class SandboxLimits:
         if self.max_processes < 4:
             raise ValueError("SandboxLimits.max_processes must be at least 4 (the "
                              "interpreter and its helper threads count).")
+        if self.memory_mb < 64:
+            raise ValueError(f"SandboxLimits.memory_mb must be at least 64 (the interpreter "
+                             f"itself needs about 30 MB), got {self.memory_mb!r}.")
 
     @property
     def cpu_seconds(self) -> float:
@@ -178,15 +188,20 @@ class ExecutionResult:
 
 @dataclass
 class SandboxInfo:
-    """The layers a started worker actually runs under (from its hello message)."""
+    """The layers a started worker actually runs under (the host's view plus the worker's
+    hello message)."""
 
-    namespaces: bool = False
-    cgroup: bool = False
+    engine: str = ""
+    namespaces: list[str] = field(default_factory=list)
+    seccomp_filters: int | None = None
+    memory_limit: str = ""
+    process_limit: str = ""
+    disk_limit: str = ""
     uid: int | None = None
     uid_dropped: bool = False
-    kept_read_capability: bool = False
-    audit_hooks: bool = False
+    capabilities: str = "none"
     no_new_privs: bool = False
+    audit_hooks: bool = False
     rlimits: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -195,58 +210,47 @@ class SandboxInfo:
 
 
 class _Worker:
-    """One running worker process and its folder, pipes and cgroup."""
+    """One running sandbox: its bwrap process, pipes, output log and cgroup."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], root: str, req_w: int, resp_r: int,
+    def __init__(self, proc: subprocess.Popen[bytes], log: Any, req_w: int, resp_r: int,
                  cgroup: SandboxCgroup | None, info: SandboxInfo) -> None:
         self.proc = proc
-        self.root = root
+        self.log = log
         self.req_w = req_w
         self.resp_r = resp_r
         self.cgroup = cgroup
         self.info = info
         self.closed = False
 
-    @property
-    def workdir(self) -> str:
-        return os.path.join(self.root, "work")
-
     def log_tail(self, limit: int = 2000) -> str:
         try:
-            with open(os.path.join(self.root, "output.log"), "rb") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                f.seek(max(0, size - limit))
-                return f.read().decode("utf-8", "replace").strip()
-        except OSError:
+            size = os.fstat(self.log.fileno()).st_size
+            data = os.pread(self.log.fileno(), limit, max(0, size - limit))
+            return clean_text(data.decode("utf-8", "replace")).strip()
+        except (OSError, ValueError):
             return ""
 
     def kill(self, graceful: bool = False) -> None:
-        """Stop the worker and everything it started; remove its folder.
+        """Stop the sandbox and everything in it.
 
         ``graceful``: first close the request pipe, so an idle worker exits by itself.
-        Otherwise (or if it does not exit) the interpreter is killed first and its
-        ``unshare`` parent is left to reap it, so no zombie is handed to the host's init;
-        then the process group and the cgroup are swept.
+        Otherwise bwrap is killed, which kills the sandbox's PID namespace
+        (``--die-with-parent``); then the cgroup is emptied and removed.
         """
         if self.closed:
             return
         self.closed = True
         _close_quietly(self.req_w)
         if not (graceful and _wait(self.proc, 2.0)):
-            for pid in _children(self.proc.pid):
-                _kill_quietly(pid)
-            if not _wait(self.proc, 2.0):
-                _kill_quietly(self.proc.pid)
-                _wait(self.proc, 5.0)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # anything left in its process group
-        except (ProcessLookupError, PermissionError):
-            pass
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            _wait(self.proc, 5.0)
         if self.cgroup is not None:
             self.cgroup.destroy()
         _close_quietly(self.resp_r)
-        shutil.rmtree(self.root, ignore_errors=True)
+        self.log.close()
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -255,22 +259,6 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
         return True
     except subprocess.TimeoutExpired:
         return False
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (the interpreter, when ``pid`` is ``unshare``)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except (OSError, ValueError):
-        return []
-
-
-def _kill_quietly(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _close_quietly(fd: int) -> None:
@@ -287,9 +275,18 @@ class PythonSandbox:
         limits: the :class:`SandboxLimits`.
         persistent: keep one worker (and its variables) across calls.
         python_executable: interpreter for the code (default: this one, so the code can
-            import what is installed here, e.g. sympy and numpy).
-        namespaces, cgroup, drop_privileges, audit_hooks: turn a layer off (``True`` means
-            "use it when the platform allows"); mostly for tests of the individual layers.
+            import what is installed here, e.g. sympy and numpy). Its prefix and import
+            path are bound read-only into the sandbox.
+        resource_limits: ``"cgroup"`` (default): memory and tasks are bounded by a
+            per-sandbox cgroup, and the sandbox refuses to run where none can be made.
+            ``"rlimit"``: an explicit, weaker mode for machines without one (an ordinary
+            user without cgroup delegation); it warns, see the README.
+        audit_hooks: install the audit hook that words refusals clearly (not a security
+            layer; off in the tests that show the kernel layers hold on their own).
+
+    Raises:
+        SandboxSetupError: at construction, when a layer cannot be set up on this machine
+            (which one, why, and how to fix it).
     """
 
     def __init__(
@@ -298,25 +295,31 @@ class PythonSandbox:
         *,
         persistent: bool = False,
         python_executable: str | None = None,
-        namespaces: bool = True,
-        cgroup: bool = True,
-        drop_privileges: bool = True,
+        resource_limits: str = "cgroup",
         audit_hooks: bool = True,
+        **removed: Any,
     ) -> None:
+        for name in removed:
+            if name in _REMOVED_OPTIONS:
+                raise TypeError(
+                    f"PythonSandbox({name}=...) is gone: the kernel layers (namespaces, "
+                    "seccomp, cgroup, uid drop) are always on. Use resource_limits='rlimit' "
+                    "where no cgroup can be made, audit_hooks=False to drop the hook.")
+            raise TypeError(f"PythonSandbox() got an unexpected keyword argument {name!r}.")
         self.limits = limits or SandboxLimits()
         self.persistent = persistent
-        self.python_executable = python_executable or sys.executable
+        self.python_executable = os.path.abspath(python_executable or sys.executable)
         self.isolation: Isolation = detect_isolation(self.python_executable)
-        self.use_namespaces = namespaces and self.isolation.namespaces
-        self.use_cgroup = cgroup and self.isolation.cgroup_base is not None
-        self.drop_privileges = drop_privileges and self.isolation.can_drop_uid
+        self.isolation.require(resource_limits)
+        self.resource_limits = resource_limits
         self.audit_hooks = audit_hooks
         self._worker: _Worker | None = None
         self._lock = threading.Lock()
         self._lost_state = False
         self.last_info: SandboxInfo | None = None
-        #: The throwaway folder of the most recent worker (removed when it is killed).
-        self.last_folder: str | None = None
+        #: Host pid of the most recent sandbox's bwrap process, and its cgroup.
+        self.last_pid: int | None = None
+        self.last_cgroup: SandboxCgroup | None = None
         _LIVE.add(self)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -343,35 +346,43 @@ class PythonSandbox:
 
     # -- running code -------------------------------------------------------------------
     def run(self, code: str) -> ExecutionResult:
-        """Run ``code``; never raises for anything the code does (see the result's ``error``)."""
+        """Run ``code``; never raises for anything the code does (see the result's ``error``).
+
+        Raises :class:`SandboxSetupError` when a sandbox cannot be started.
+        """
         if not isinstance(code, str):
             raise TypeError(f"code must be a string, got {type(code).__name__}.")
         with self._lock:
             restarted = False
             if self._worker is None:
-                self._worker = self._start()
+                self._worker = self._spawn()
                 restarted, self._lost_state = self._lost_state, False
             worker = self._worker
             result = self._call(worker, code)
             result.restarted = restarted
             if result.killed or not self.persistent:
-                worker.kill(graceful=not result.killed)
+                worker.kill()  # its answer is in: no need to wait for a clean exit
                 self._worker = None
                 self._lost_state = self.persistent and result.killed
                 if self._lost_state:
                     result.restarted = True
             return result
 
+    def _reply_limit(self) -> int:
+        """Largest reply accepted, in bytes: output and value of ``max_output_chars`` each,
+        a 4,000-character traceback, at 6 bytes per character (a JSON-escaped control
+        character), plus room for the framing."""
+        return 6 * (2 * self.limits.max_output_chars + 4500) + 65536
+
     def _call(self, worker: _Worker, code: str) -> ExecutionResult:
         start = time.monotonic()
         try:
-            _write_message(worker.req_w, {"code": code})
+            _write_message(worker.req_w, {"code": clean_text(code)})
         except OSError:
             return self._died(worker, start, "it stopped accepting input")
         deadline = start + self.limits.timeout + KILL_GRACE_S
-        limit = 4 * self.limits.max_output_chars + 65536
         try:
-            reply = _read_message(worker.resp_r, deadline, limit)
+            reply = _read_message(worker.resp_r, deadline, self._reply_limit())
         except TimeoutError:
             worker.kill()
             return ExecutionResult(
@@ -380,12 +391,15 @@ class PythonSandbox:
                 error_type="WallTimeLimit", killed=True, wall_s=time.monotonic() - start)
         except (EOFError, ValueError) as exc:
             return self._died(worker, start, str(exc))
+        value = reply.get("value")
+        error = reply.get("error")
+        error_type = reply.get("error_type")
         return ExecutionResult(
-            output=str(reply.get("output", "")),
-            value=reply.get("value"),
-            error=reply.get("error"),
-            error_type=reply.get("error_type"),
-            dropped_chars=int(reply.get("dropped", 0)),
+            output=clean_text(str(reply.get("output", ""))),
+            value=None if value is None else clean_text(str(value)),
+            error=None if error is None else clean_text(str(error)),
+            error_type=None if error_type is None else clean_text(str(error_type)),
+            dropped_chars=_int(reply.get("dropped", 0)),
             wall_s=time.monotonic() - start,
         )
 
@@ -394,9 +408,15 @@ class PythonSandbox:
             code = worker.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             code = None
-        worker.kill()
-        reason, killed = _exit_reason(code, self.limits)
+        oom = worker.cgroup is not None and worker.cgroup.oom_killed()
         tail = worker.log_tail()
+        worker.kill()
+        if oom:
+            reason, killed = (f"was killed by the kernel: it went over the memory limit of "
+                              f"{self.limits.memory_mb} MB (heap, files in /tmp and "
+                              f"/dev/shm count)"), True
+        else:
+            reason, killed = _exit_reason(code, self.limits, detail)
         message = f"The Python process {reason}."
         if tail:
             message += f"\nLast output of the process:\n{tail}"
@@ -404,39 +424,37 @@ class PythonSandbox:
                                killed=True, wall_s=time.monotonic() - start)
 
     # -- starting a worker --------------------------------------------------------------
-    def _start(self) -> _Worker:
-        try:
-            return self._spawn(drop=self.drop_privileges)
-        except SandboxSetupError as exc:
-            if not self.drop_privileges:
-                raise
-            # e.g. setuid refused inside a user namespace: run without the uid drop.
-            self.drop_privileges = False
-            worker = self._spawn(drop=False)
-            worker.info.notes.append(f"uid drop failed ({exc}); running without it")
-            return worker
-
-    def _spawn(self, drop: bool) -> _Worker:
+    def _spawn(self) -> _Worker:
         limits = self.limits
-        root = tempfile.mkdtemp(prefix="vf-sandbox-")
-        os.chmod(root, 0o711)  # others may pass through, not list or create
-        workdir = os.path.join(root, "work")
-        os.mkdir(workdir, 0o700)
-        uid = throwaway_uid() if drop else None
-        if uid is not None:
-            os.chown(workdir, uid, uid)
-        log_fd = os.open(os.path.join(root, "output.log"), os.O_WRONLY | os.O_CREAT, 0o600)
+        iso = self.isolation
+        uid = throwaway_uid() if iso.is_root else None
+        cpu = limits.cpu_seconds
+        cpu_hard = (math.ceil(cpu * limits.cpu_budget_factor) + 5 if self.persistent
+                    else math.ceil(cpu) + 2)
+        memory_bytes = int(limits.memory_mb) * 2**20
+        disk_bytes = int(limits.disk_mb) * 2**20
+        from vf_math_python.seccomp_filters import (
+            base_filter,
+            compile_bpf,
+            no_new_processes_filter,
+        )
+
+        base_bpf, process_bpf = _filters(base_filter, no_new_processes_filter, compile_bpf)
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
+        # Unlinked files: nothing is left on disk whatever happens to this process.
+        log = tempfile.TemporaryFile(prefix="vf-sandbox-log-")  # noqa: SIM115 (the worker's)
+        seccomp_file = tempfile.TemporaryFile(prefix="vf-sandbox-seccomp-")  # noqa: SIM115
+        seccomp_file.write(base_bpf)
+        seccomp_file.seek(0)
         cgroup = None
         proc = None
         try:
-            if self.use_cgroup:
-                assert self.isolation.cgroup_base is not None
-                cgroup = SandboxCgroup.create(self.isolation.cgroup_base, limits.max_processes)
-            cpu = limits.cpu_seconds
-            cpu_hard = (math.ceil(cpu * limits.cpu_budget_factor) + 5 if self.persistent
-                        else math.ceil(cpu) + 2)
+            if self.resource_limits == "cgroup":
+                assert iso.cgroup is not None
+                reclaim_stale(iso.cgroup)  # left by hosts that were killed with kill -9
+                # +2: bwrap's own two processes live in the cgroup too.
+                cgroup = SandboxCgroup.create(iso.cgroup, memory_bytes, limits.max_processes + 2)
             config = {
                 "req_fd": req_r,
                 "resp_fd": resp_w,
@@ -444,62 +462,78 @@ class PythonSandbox:
                     "cpu_s": cpu,
                     "wall_s": float(limits.timeout),
                     "cpu_hard_s": cpu_hard,
-                    "memory_bytes": int(limits.memory_mb) * 2**20,
+                    "memory_bytes": memory_bytes,
                     "file_bytes": int(limits.max_file_mb) * 2**20,
+                    "disk_bytes": disk_bytes,
                     "nofile": int(limits.max_open_files),
-                    "nproc": int(limits.max_processes) if uid is not None else None,
+                    "nproc": int(limits.max_processes),
                 },
                 "max_output_chars": int(limits.max_output_chars),
-                "max_written_files": int(limits.max_written_files),
-                "cgroup_procs": cgroup.procs_file if cgroup else None,
                 "uid": uid,
-                "keep_read_cap": uid is not None and not self.isolation.interpreter_world_readable,
                 "audit_hooks": self.audit_hooks,
+                "seccomp_bpf": base64.b64encode(process_bpf).decode(),
             }
-            prefix = list(self.isolation.unshare_prefix) if self.use_namespaces else []
-            command = [*prefix, self.python_executable, "-I", "-B", WORKER_SCRIPT,
-                       json.dumps(config)]
+            command = [
+                *bwrap_command(iso, WORKER_SCRIPT, disk_bytes, disk_bytes,
+                               seccomp_file.fileno(), _child_env()),
+                self.python_executable, "-I", "-B", WORKER_PATH, json.dumps(config),
+            ]
+            if cgroup is not None:
+                command = ["/bin/sh", "-c", _JOIN_CGROUP, "sh", str(len(cgroup.procs_files)),
+                           *cgroup.procs_files, *command]
             proc = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-                pass_fds=(req_r, resp_w), cwd=workdir, env=_child_env(workdir),
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                pass_fds=(req_r, resp_w, seccomp_file.fileno()), env=_child_env(),
                 start_new_session=True, close_fds=True,
             )
         except BaseException:
             if proc is not None:
                 proc.kill()
+                proc.wait()
             if cgroup is not None:
                 cgroup.destroy()
             for fd in (req_w, resp_r):
                 os.close(fd)
-            shutil.rmtree(root, ignore_errors=True)
+            log.close()
             raise
         finally:
-            for fd in (req_r, resp_w, log_fd):
+            for fd in (req_r, resp_w):
                 os.close(fd)
-        worker = _Worker(proc, root, req_w, resp_r, cgroup, SandboxInfo())
-        self.last_folder = root
+            seccomp_file.close()
+        worker = _Worker(proc, log, req_w, resp_r, cgroup, SandboxInfo())
+        self.last_pid, self.last_cgroup = proc.pid, cgroup
         try:
             hello = _read_message(resp_r, time.monotonic() + limits.startup_timeout, 65536)
         except (TimeoutError, EOFError, ValueError) as exc:
             tail = worker.log_tail()
             worker.kill()
             raise SandboxSetupError(
-                f"The sandbox worker did not start ({exc}). {tail}".strip()) from None
+                f"The sandbox did not start ({exc}); nothing was run. {tail}".strip()) from None
         if "setup_error" in hello:
             worker.kill()
-            raise SandboxSetupError(f"The sandbox worker could not restrict itself: "
-                                    f"{hello['setup_error']}")
+            raise SandboxSetupError(f"The sandbox worker could not restrict itself, nothing "
+                                    f"was run: {hello['setup_error']}")
         applied = hello.get("hello", {})
+        description = iso.describe()
         worker.info = SandboxInfo(
-            namespaces=bool(prefix),
-            cgroup=bool(applied.get("cgroup")),
+            engine=str(description["engine"]),
+            namespaces=list(description["namespaces"]),  # type: ignore[call-overload]
+            seccomp_filters=applied.get("seccomp_filters"),
+            memory_limit=(f"{limits.memory_mb} MB, memory cgroup ({iso.cgroup.describe()})"
+                          if cgroup is not None and iso.cgroup is not None else
+                          f"{limits.memory_mb} MB address space (RLIMIT_AS) + 2 x "
+                          f"{limits.disk_mb} MB tmpfs; no memory cgroup"),
+            process_limit=("no new processes (seccomp); "
+                           + (f"{limits.max_processes} tasks (pids cgroup and RLIMIT_NPROC)"
+                              if cgroup else f"{limits.max_processes} tasks (RLIMIT_NPROC)")),
+            disk_limit=f"/tmp and /dev/shm tmpfs, {limits.disk_mb} MB each",
             uid=applied.get("uid"),
             uid_dropped=uid is not None and applied.get("uid") == uid,
-            kept_read_capability=bool(config["keep_read_cap"]),
-            audit_hooks=bool(applied.get("audit_hooks")),
             no_new_privs=bool(applied.get("no_new_privs")),
+            audit_hooks=bool(applied.get("audit_hooks")),
             rlimits=list(applied.get("rlimits", [])),
-            notes=list(self.isolation.notes),
+            notes=list(iso.notes) + ([] if cgroup else [
+                "resource_limits='rlimit': weaker memory bound (see the README)"]),
         )
         self.last_info = worker.info
         return worker
@@ -507,10 +541,29 @@ class PythonSandbox:
     def describe(self) -> SandboxInfo:
         """The layers in force, learned by starting a worker if none has run yet."""
         if self.last_info is None:
-            worker = self._start()
-            worker.kill()
+            with self._lock:
+                worker = self._spawn()
+                worker.kill(graceful=True)
         assert self.last_info is not None
         return self.last_info
+
+
+_FILTERS: dict[str, bytes] = {}
+
+
+def _filters(base: Any, process: Any, compile_bpf: Any) -> tuple[bytes, bytes]:
+    """The two compiled seccomp programs (compiled once per process)."""
+    if not _FILTERS:
+        _FILTERS["base"] = compile_bpf(base())
+        _FILTERS["process"] = compile_bpf(process())
+    return _FILTERS["base"], _FILTERS["process"]
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
 
 
 _LIVE: weakref.WeakSet[PythonSandbox] = weakref.WeakSet()
@@ -537,14 +590,14 @@ def run_python(code: str, limits: SandboxLimits | None = None, **options: Any) -
 # ------------------------------------------------------------------------------------------
 
 
-def _child_env(workdir: str) -> dict[str, str]:
-    env = {"PATH": _SAFE_PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
-           "LC_ALL": "C.UTF-8", "MPLBACKEND": "Agg"}
+def _child_env() -> dict[str, str]:
+    env = {"PATH": _SAFE_PATH, "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+           "LC_ALL": "C.UTF-8", "MPLBACKEND": "Agg", "PYTHONUTF8": "1"}
     env.update(dict.fromkeys(_THREAD_VARS, "1"))
     return env
 
 
-def _exit_reason(code: int | None, limits: SandboxLimits) -> tuple[str, bool]:
+def _exit_reason(code: int | None, limits: SandboxLimits, detail: str = "") -> tuple[str, bool]:
     """Why the worker ended, and whether it was SIGKILLed (a limit, as far as we can tell)."""
     if code is None:
         return "stopped responding and was killed", True
@@ -558,6 +611,8 @@ def _exit_reason(code: int | None, limits: SandboxLimits) -> tuple[str, bool]:
         except ValueError:
             name = f"signal {signum}"
         return f"was killed by {name}", False
+    if detail and "exited before answering" not in detail:
+        return f"broke the reply protocol ({detail})", False
     return f"exited with status {code} before answering", False
 
 

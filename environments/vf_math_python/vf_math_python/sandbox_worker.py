@@ -1,31 +1,31 @@
-"""The sandboxed Python worker: runs inside the child process, standard library only.
+"""The sandboxed Python worker: runs inside bubblewrap, standard library only.
 
-The host (:mod:`vf_math_python.sandbox`) starts this file as a script with
-``python -I -B sandbox_worker.py '<json config>'``, possibly under ``unshare`` (new network,
-PID and IPC namespaces). Before any model-written code runs, the worker, in this order:
+The host (:mod:`vf_math_python.sandbox`) starts this file as
+``python -I -B sandbox_worker.py '<json config>'`` inside a bubblewrap sandbox (namespaces,
+minimal read-only root, seccomp, cgroup: see :mod:`vf_math_python.isolation`). Before any
+model-written code runs, the worker, in this order:
 
-1. joins its own pids cgroup (when the host made one): a kernel cap on processes and
-   threads that holds for root too;
-2. sets ``PR_SET_NO_NEW_PRIVS`` (set-user-ID programs cannot raise privileges);
-3. sets resource limits: address space (``RLIMIT_AS``), CPU seconds (``RLIMIT_CPU``), file
+1. sets resource limits: address space (``RLIMIT_AS``), CPU seconds (``RLIMIT_CPU``), file
    size (``RLIMIT_FSIZE``, with ``SIGXFSZ`` ignored so writes fail with ``EFBIG``), open
-   files, core dumps off, processes (``RLIMIT_NPROC``; the kernel ignores it for root);
-4. drops root to a throwaway unprivileged uid when asked (keeping only
-   ``CAP_DAC_READ_SEARCH`` when the interpreter lives in a folder other users cannot read);
-5. installs an audit hook (PEP 578) that refuses process creation, signals to other
-   processes, sockets, ``ctypes`` foreign calls, rlimit changes, and file access outside
-   the working directory (reads are also allowed in the interpreter's library folders).
+   files, no core dumps, and after a uid drop processes + threads (``RLIMIT_NPROC``);
+2. as root: switches to a throwaway uid (no groups), which clears the two capabilities
+   bubblewrap left for that, and checks that no capability is left;
+3. sets ``PR_SET_NO_NEW_PRIVS`` and adds the second seccomp filter (compiled by libseccomp
+   on the host, passed in the config): no ``execve``, ``fork`` or non-thread ``clone`` from
+   here on;
+4. optionally installs an audit hook (PEP 578) whose only job is friendlier messages for
+   process creation and sockets. It is not a security layer: the code can remove it, and
+   the kernel refuses the same operations anyway.
 
 Then it answers requests on a pipe: each is a piece of code, run in one namespace (which
 persists across requests: the host decides whether a worker serves one call or a whole
-rollout). CPU time per request is bounded by ``ITIMER_PROF`` and wall time by ``ITIMER_REAL``; their
-signals raise :class:`CPUTimeLimitExceeded` / :class:`WallTimeLimitExceeded` inside the
+rollout). CPU time per request is bounded by ``ITIMER_PROF`` and wall time by ``ITIMER_REAL``;
+their signals raise :class:`CPUTimeLimitExceeded` / :class:`WallTimeLimitExceeded` inside the
 running code (so the output so far and the line it was on come back). The host kills the
-process if it still has not answered a moment later.
+sandbox if it still has not answered a moment later.
 
 Wire format, both directions: 8 ASCII hex digits (the byte length) then a UTF-8 JSON object.
-Audit hooks are not a security boundary against a determined attacker (PEP 578 says so);
-the kernel-enforced layers are the namespaces, cgroup, rlimits and the uid drop.
+Text is sent with lone surrogates replaced by U+FFFD, so it is always valid UTF-8.
 """
 
 from __future__ import annotations
@@ -40,11 +40,9 @@ import signal
 import sys
 import traceback
 
-CAP_DAC_READ_SEARCH = 2
-PR_SET_PDEATHSIG = 1
-PR_SET_KEEPCAPS = 8
 PR_SET_NO_NEW_PRIVS = 38
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 HEADER = 8
 
 
@@ -78,8 +76,18 @@ def read_message(fd: int) -> dict | None:
     return json.loads(body.decode("utf-8"))
 
 
+def clean_text(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD (pairs become the character)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def write_message(fd: int, message: dict) -> None:
-    body = json.dumps(message).encode("utf-8")
+    message = {k: clean_text(v) if isinstance(v, str) else v for k, v in message.items()}
+    body = json.dumps(message, ensure_ascii=False).encode("utf-8")
     data = f"{len(body):08x}".encode() + body
     while data:
         written = os.write(fd, data)
@@ -158,25 +166,6 @@ def _prctl(libc, option: int, value: int) -> None:  # type: ignore[no-untyped-de
         raise SandboxSetupError(f"prctl({option}) failed: {os.strerror(errno)}")
 
 
-def _keep_only_read_search_capability(libc) -> None:  # type: ignore[no-untyped-def]
-    """After setuid with KEEPCAPS: keep CAP_DAC_READ_SEARCH (read any file, search any
-    folder) and nothing else, so an interpreter under /root can still import modules."""
-    import ctypes
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
-
-    header = Header(_LINUX_CAPABILITY_VERSION_3, 0)
-    bit = 1 << CAP_DAC_READ_SEARCH
-    data = (Data * 2)(Data(bit, bit, 0), Data(0, 0, 0))
-    if libc.capset(ctypes.byref(header), data) != 0:
-        raise SandboxSetupError(f"capset failed: {os.strerror(ctypes.get_errno())}")
-
-
 def apply_limits(limits: dict) -> list[str]:
     """Set resource limits; returns the names of those applied."""
     applied = []
@@ -199,16 +188,12 @@ def apply_limits(limits: dict) -> list[str]:
     return applied
 
 
-def drop_privileges(uid: int, keep_read_cap: bool) -> None:
-    """Become ``uid`` (group ``uid``, no supplementary groups), irreversibly."""
-    libc = _libc()
-    if keep_read_cap:
-        _prctl(libc, PR_SET_KEEPCAPS, 1)
+def drop_privileges(uid: int) -> None:
+    """Become ``uid`` (group ``uid``, no supplementary groups), irreversibly; no capability
+    may be left afterwards."""
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-    if keep_read_cap:
-        _keep_only_read_search_capability(libc)
     if os.getuid() != uid or os.geteuid() != uid or os.getgid() != uid:
         raise SandboxSetupError(f"setuid({uid}) did not take effect")
     try:
@@ -217,16 +202,41 @@ def drop_privileges(uid: int, keep_read_cap: bool) -> None:
         pass
     else:
         raise SandboxSetupError("could regain root after dropping privileges")
-    # A credential change clears the parent-death signal; restore it so that the worker
-    # dies with its `unshare --kill-child` parent.
-    _prctl(libc, PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def capabilities() -> dict[str, int]:
+    """The capability sets of this process (from /proc/self/status)."""
+    caps = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Cap"):
+                name, value = line.split(":", 1)
+                caps[name] = int(value, 16)
+    return caps
+
+
+def install_seccomp(program: bytes) -> None:
+    """Add a seccomp filter (a BPF program compiled by libseccomp on the host)."""
+    import ctypes
+
+    if len(os.listdir("/proc/self/task")) != 1:
+        raise SandboxSetupError("the worker has more than one thread before seccomp")
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    prog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    libc = _libc()
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        raise SandboxSetupError(f"seccomp filter refused: {os.strerror(ctypes.get_errno())}")
 
 
 # --------------------------------------------------------------------------------------
-# The audit hook
+# The audit hook (messages only)
 # --------------------------------------------------------------------------------------
 
-DENIED_EVENTS = {
+FRIENDLY_EVENTS = {
     "os.fork": "creating processes",
     "os.forkpty": "creating processes",
     "os.posix_spawn": "creating processes",
@@ -234,150 +244,19 @@ DENIED_EVENTS = {
     "os.exec": "running programs",
     "os.system": "running shell commands",
     "subprocess.Popen": "running programs",
-    "signal.pthread_kill": "signalling threads",
     "socket.__new__": "network access",
-    "socket.connect": "network access",
-    "socket.bind": "network access",
-    "socket.sendto": "network access",
-    "socket.sendmsg": "network access",
     "socket.getaddrinfo": "network access",
     "socket.gethostbyname": "network access",
-    "socket.gethostbyaddr": "network access",
-    "socket.getnameinfo": "network access",
-    "resource.setrlimit": "changing resource limits",
-    "resource.prlimit": "changing resource limits",
-    "ctypes.dlsym": "calling C functions through ctypes",
-    "ctypes.dlsym/handle": "calling C functions through ctypes",
-    "ctypes.cdata": "reading raw memory through ctypes",
-    "ctypes.call_function": "calling C functions through ctypes",
-    "gc.get_objects": "inspecting the interpreter's objects",
-    "gc.get_referrers": "inspecting the interpreter's objects",
-    "gc.get_referents": "inspecting the interpreter's objects",
-    "os.symlink": "creating links",
-    "os.link": "creating links",
 }
 
-# event -> indices of (path argument, is it written?) ; "dir_fd" argument indices.
-_PATH_EVENTS = {
-    "os.listdir": ((0, False),),
-    "os.scandir": ((0, False),),
-    "os.chdir": ((0, False),),
-    "os.mkdir": ((0, True),),
-    "os.rmdir": ((0, True),),
-    "os.remove": ((0, True),),
-    "os.rename": ((0, True), (1, True)),
-    "os.chmod": ((0, True),),
-    "os.chown": ((0, True),),
-    "os.truncate": ((0, True),),
-    "os.utime": ((0, True),),
-    "os.setxattr": ((0, True),),
-    "os.removexattr": ((0, True),),
-    "os.listxattr": ((0, False),),
-    "os.getxattr": ((0, False),),
-    "shutil.rmtree": ((0, True),),
-    "shutil.copyfile": ((0, False), (1, True)),
-    "shutil.copymode": ((0, False), (1, True)),
-    "shutil.copystat": ((0, False), (1, True)),
-    "shutil.copytree": ((0, False), (1, True)),
-    "shutil.move": ((0, True), (1, True)),
-    "shutil.chown": ((0, True),),
-    "shutil.unpack_archive": ((0, False), (1, True)),
-    "tempfile.mkstemp": ((0, True),),
-    "tempfile.mkdtemp": ((0, True),),
-}
-_DIR_FD_INDEX = {"os.mkdir": 2, "os.rmdir": 1, "os.remove": 1, "os.rename": (2, 3),
-                 "os.chmod": 2, "os.chown": 3, "os.utime": 3, "shutil.rmtree": 1}
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
+def install_audit_hook() -> None:
+    """Turn the operations the kernel refuses anyway into clear ``PermissionError``s."""
 
-def library_roots() -> list[str]:
-    """Folders the interpreter reads modules from (read-only access for the code)."""
-    import sysconfig
-
-    roots = set()
-    candidates = list(sys.path)
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        try:
-            candidates.append(sysconfig.get_path(key))
-        except KeyError:
-            pass
-    for path in candidates:
-        if path and os.path.isabs(path) and os.path.exists(path):
-            roots.add(os.path.realpath(path))
-    return sorted(roots)
-
-
-def install_audit_hook(workdir: str, read_roots: list[str], read_files: list[str],
-                       max_written_files: int) -> None:
-    """Refuse the operations in DENIED_EVENTS and file access outside the allowed folders.
-
-    Everything the hook needs is bound as default arguments or immutable tuples, and it
-    never calls back into objects the code controls (paths arrive as str/bytes/int).
-    """
-    workdir = os.path.realpath(workdir)
-    write_roots = (workdir,)
-    read_roots_t = (workdir, *read_roots)
-    read_files_t = tuple(os.path.realpath(f) for f in read_files)
-    written = [0]
-    my_pid = os.getpid()
-
-    def inside(path: str, roots: tuple[str, ...]) -> bool:
-        return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-    def deny(what: str) -> None:
-        raise PermissionError(f"Sandbox: {what} is not allowed.")
-
-    def check(path: object, write: bool, directory_fd_ok: bool = False) -> None:
-        if path is None:
-            path = "."
-        if isinstance(path, int):
-            return  # an already-open file descriptor
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if not isinstance(path, str):
-            deny(f"a path of type {type(path).__name__}")
-        real = os.path.realpath(path)
-        if write:
-            if not inside(real, write_roots) and real not in ("/dev/null",):
-                deny(f"writing {path!r} (outside the working directory)")
-        elif not (inside(real, read_roots_t) or real in read_files_t):
-            deny(f"reading {path!r} (outside the working directory)")
-
-    def hook(event: str, args: tuple, _denied=DENIED_EVENTS, _paths=_PATH_EVENTS,
-             _dirfd=_DIR_FD_INDEX, _wflags=_WRITE_FLAGS) -> None:
-        if event in _denied:
-            deny(_denied[event])
-        if event == "open":
-            path, mode, flags = args
-            if isinstance(mode, str):
-                write = any(c in mode for c in "wax+")
-            else:
-                write = bool((flags or 0) & _wflags)
-            check(path, write)
-            if mode is None and isinstance(path, str | bytes):
-                real = os.path.realpath(path)
-                if os.path.isdir(real) and not inside(real, write_roots):
-                    deny(f"opening the folder {path!r} (outside the working directory)")
-            if write and not isinstance(path, int):
-                written[0] += 1
-                if written[0] > max_written_files:
-                    deny(f"opening more than {max_written_files} files for writing")
-        elif event in ("os.kill", "os.killpg"):
-            if args[0] not in (0, my_pid):
-                deny("signalling other processes")
-        elif event == "sqlite3.connect":
-            database = args[0]
-            if isinstance(database, str | bytes) and database not in (":memory:", b":memory:", ""):
-                check(database, True)
-        elif event in _paths:
-            index = _dirfd.get(event)
-            indices = index if isinstance(index, tuple) else (index,)
-            for i in indices:
-                if i is not None and i < len(args) and args[i] is not None:
-                    deny("paths relative to a directory descriptor (dir_fd)")
-            for position, write in _paths[event]:
-                if position < len(args):
-                    check(args[position], write)
+    def hook(event: str, args: tuple, _events=FRIENDLY_EVENTS) -> None:
+        what = _events.get(event)
+        if what is not None:
+            raise PermissionError(f"Sandbox: {what} is not allowed.")
 
     sys.addaudithook(hook)
 
@@ -396,12 +275,26 @@ def _on_wall_signal(signum: int, frame: object) -> None:
 
 
 def _hint(exc: BaseException, limits: dict) -> str | None:
+    try:
+        return _hint_for(exc, limits)
+    except BaseException:  # an exception object of the code's own making
+        return None
+
+
+def _hint_for(exc: BaseException, limits: dict) -> str | None:
     if isinstance(exc, MemoryError):
         return f"the sandbox allows {limits['memory_bytes'] // 2**20} MB of memory"
     if isinstance(exc, OSError) and exc.errno == 27:
         return f"files in the sandbox are limited to {limits['file_bytes'] // 2**20} MB"
-    if isinstance(exc, BlockingIOError) and exc.errno == 11:
-        return "the sandbox limits the number of processes and threads"
+    if isinstance(exc, OSError) and exc.errno == 28:
+        return f"the sandbox's folder holds at most {limits['disk_bytes'] // 2**20} MB"
+    if isinstance(exc, OSError) and exc.errno == 30:
+        return "only the current folder (/tmp) is writable"
+    if isinstance(exc, PermissionError) and exc.errno == 1:
+        return "the sandbox refuses this operation (no processes, sockets or system changes)"
+    if (isinstance(exc, BlockingIOError) and exc.errno == 11) or (
+            type(exc) is RuntimeError and "new thread" in str(exc)):
+        return "the sandbox limits the number of threads"
     return None
 
 
@@ -472,31 +365,31 @@ _CONFIG: dict = {}
 
 def setup(config: dict) -> dict:
     """Apply every restriction in ``config``; return what was applied (the hello)."""
-    applied: dict = {"pid": os.getpid(), "cgroup": False, "no_new_privs": False}
-    if config.get("cgroup_procs"):
-        with open(config["cgroup_procs"], "w") as f:
-            f.write("0")
-        applied["cgroup"] = True
-    try:
-        _prctl(_libc(), PR_SET_NO_NEW_PRIVS, 1)
-        applied["no_new_privs"] = True
-    except (OSError, AttributeError, SandboxSetupError):
-        pass
+    import base64
+
+    applied: dict = {"pid": os.getpid()}
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGPROF, _on_cpu_signal)
     signal.signal(signal.SIGXCPU, _on_cpu_signal)
     signal.signal(signal.SIGALRM, _on_wall_signal)
     # Warm up what run_code needs, so nothing is first imported after the drop.
     _format_error(ValueError("warm-up"), config["limits"])
-    read_roots = library_roots()
+    libc = _libc()
     applied["rlimits"] = apply_limits(config["limits"])
     if config.get("uid") is not None:
-        drop_privileges(int(config["uid"]), bool(config.get("keep_read_cap")))
-        os.listdir(os.path.dirname(os.__file__))  # can we still read the standard library?
+        drop_privileges(int(config["uid"]))
     applied["uid"] = os.getuid()
+    caps = capabilities()
+    if caps.get("CapEff") or caps.get("CapPrm") or caps.get("CapAmb"):
+        raise SandboxSetupError(f"capabilities left after setup: {caps}")
+    _prctl(libc, PR_SET_NO_NEW_PRIVS, 1)
+    applied["no_new_privs"] = True
+    install_seccomp(base64.b64decode(config["seccomp_bpf"]))
+    with open("/proc/self/status") as f:
+        applied["seccomp_filters"] = next(
+            (int(line.split()[1]) for line in f if line.startswith("Seccomp_filters:")), None)
     if config.get("audit_hooks", True):
-        install_audit_hook(os.getcwd(), read_roots, ["/dev/null", "/dev/urandom", "/dev/zero"],
-                           config["max_written_files"])
+        install_audit_hook()
     applied["audit_hooks"] = bool(config.get("audit_hooks", True))
     return applied
 
@@ -508,7 +401,9 @@ def main() -> int:
     try:
         hello = setup(config)
     except BaseException as exc:
-        write_message(resp_fd, {"setup_error": f"{type(exc).__name__}: {exc}"})
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        write_message(resp_fd, {"setup_error": f"{type(exc).__name__}: {exc} (in {where.name}: "
+                                               f"{where.line})"})
         return 1
     write_message(resp_fd, {"hello": hello})
     namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
