@@ -116,6 +116,15 @@ class Environment(ABC):
             raise ValueError(f"{type(self).__name__} has no training dataset.")
         return _take(self.dataset, n, seed)
 
+    def sample_prompts(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
+        """``n`` training rows (each with ``prompt`` and ``answer``) drawn at random, without
+        replacement when the dataset has enough; ``seed`` makes the draw repeatable."""
+        import random
+
+        rows = self.get_dataset().to_list()
+        rng = random.Random(seed)
+        return rng.sample(rows, n) if n <= len(rows) else rng.choices(rows, k=n)
+
     def get_eval_dataset(self, n: int = -1, seed: int | None = None) -> Any:
         """The eval dataset, or the training dataset when there is none."""
         if self.eval_dataset is None:
@@ -293,6 +302,7 @@ class Environment(ABC):
         """
         if model is None:
             raise TypeError("a_generate() needs model='...' (the name the server knows).")
+        client, model = resolve_model_client(client, model)
         if kwargs:
             raise TypeError(f"Unexpected arguments to generate(): {sorted(kwargs)}.")
         if rollouts_per_example < 1:
@@ -343,7 +353,7 @@ class Environment(ABC):
             inputs = self.get_dataset(n_samples if n_samples is not None else -1)
         elif n_samples is not None:
             inputs = _take(self._as_dataset(inputs), n_samples, None)
-        if client is None:
+        if client is None and (model is None or isinstance(model, str)):  # model objects: in process
             client = _default_client()
         return _run_in_loop(
             self.a_generate(
@@ -517,6 +527,23 @@ def turn_record(response: Any, message_type: MessageType) -> dict[str, Any]:
         } if usage is not None else None,
         "_message": message,
     }
+
+
+def resolve_model_client(client: Any, model: Any) -> tuple[Any, Any]:
+    """``(client, model name)`` for a ``model`` given as a loaded model object rather than a
+    served name (``env.rollout(model=hf_model, ...)``): the trainer package serves it in
+    process (``verifiers_trainer.inference.model_client``). Names pass through unchanged."""
+    if model is None or isinstance(model, str):
+        return client, model
+    try:
+        from verifiers_trainer.inference.model_client import client_for_model
+    except ImportError as exc:
+        raise TypeError(
+            f"model= is a {type(model).__name__} object, not the name of a served model. Serving "
+            "a model object in process needs the trainer package (pip install -e trainer); or "
+            "serve it (vf-vllm) and pass client=OpenAI(base_url=...) and model='<served name>'."
+        ) from exc
+    return client_for_model(model, client)
 
 
 def _take(dataset: Any, n: int, seed: int | None) -> Any:

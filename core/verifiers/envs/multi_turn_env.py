@@ -7,7 +7,7 @@ from abc import abstractmethod
 from typing import Any
 
 from verifiers.clients import ContextLengthError, client_for_loop
-from verifiers.envs.environment import Environment
+from verifiers.envs.environment import Environment, resolve_model_client
 from verifiers.types import ChatMessage, Info, Messages, SamplingArgs, State
 from verifiers.utils.async_utils import maybe_await, sync_or_async
 
@@ -72,6 +72,7 @@ class MultiTurnEnv(Environment):
         In async code, await it; called from sync code it runs to completion. A failure
         propagates with the partial state attached as ``exc.vf_state``.
         """
+        client, model = resolve_model_client(client, model)  # a model object: served in process
         client = await client_for_loop(client)
         messages: Messages = copy.deepcopy(prompt)
         state = self.init_state(prompt, answer, task, info, **kwargs)
