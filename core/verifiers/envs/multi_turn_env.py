@@ -58,9 +58,9 @@ class MultiTurnEnv(Environment):
     @sync_or_async
     async def rollout(
         self,
-        client: Any,
-        model: str,
-        prompt: Messages,
+        client: Any = None,
+        model: Any = None,
+        prompt: Messages | None = None,
         answer: Any = "",
         task: str = "default",
         info: Info | None = None,
@@ -72,6 +72,9 @@ class MultiTurnEnv(Environment):
         In async code, await it; called from sync code it runs to completion. A failure
         propagates with the partial state attached as ``exc.vf_state``.
         """
+        if model is None or prompt is None:
+            raise TypeError("rollout() needs model=... (a served name, or a loaded model with the "
+                            "trainer package installed) and prompt=....")
         client, model = resolve_model_client(client, model)  # a model object: served in process
         client = await client_for_loop(client)
         messages: Messages = copy.deepcopy(prompt)

@@ -603,7 +603,7 @@ def _resolve_keywords(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
             continue
         target = ALIASES.get(key, key)
         if target not in known:
-            candidates = (*known, *ALIASES)
+            candidates = (*known, *ALIASES, *config_names.EASYDEL_NAMES)
             close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.7)
             hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise TypeError(

@@ -220,13 +220,17 @@ class DocumentedAPI:
         def adapted(ignore_keys: Any = None, **kwargs: Any) -> dict[str, float]:
             value = evaluate(ignore_keys=ignore_keys, **kwargs) if takes_keys else evaluate()
             if isinstance(value, Mapping):
-                return dict(value)
-            if isinstance(value, int | float):
+                metrics = dict(value)
+            elif isinstance(value, int | float):
                 metrics = {"eval_reward": float(value)}
                 self.log(metrics)  # type: ignore[attr-defined]
-                return metrics
-            raise TypeError(f"evaluate() returned {type(value).__name__}; return a dict of metrics "
-                            "or a number (the eval reward).")
+            else:
+                raise TypeError(f"evaluate() returned {type(value).__name__}; return a dict of "
+                                "metrics or a number (the eval reward).")
+            if self.control.should_evaluate:  # type: ignore[attr-defined]  # an override that did not tell the callbacks
+                self.control = self.callback_handler.on_evaluate(  # type: ignore[attr-defined]
+                    self.args, self.state, self.control, metrics)  # type: ignore[attr-defined]
+            return metrics
 
         self.evaluate = adapted  # type: ignore[method-assign]  # for Trainer._evaluate's call
         try:

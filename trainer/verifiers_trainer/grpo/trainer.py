@@ -442,6 +442,8 @@ class GRPOTrainer(DocumentedAPI, Trainer):
             for s in processed
         ]
         metrics = self._round_metrics(results, failed, dropped, generation_s)
+        if results.get("given_rewards") and samples:  # no server usage: count the tokens trained
+            metrics["completions/mean_length"] = statistics.fmean(len(s.completion_ids) for s in samples)
         preview = [{"prompt": results["prompts"][i], "completion": results["completions"][i],
                     "reward": results["rewards"][i],
                     "metrics": {name: values[i] for name, values in results["metrics"].items()}}
