@@ -27,7 +27,7 @@ def env_of(n=6, eval_n=0, fail_every=0):
 
 def test_length_in_epochs(tiny, small_args):
     model, tokenizer = tiny
-    args = small_args(max_steps=-1, num_epochs=2)  # seed 000's name; 6 rows, 2 a step
+    args = small_args(max_steps=-1, num_epochs=2)  # verifiers 0.1.x's name; 6 rows, 2 a step
     trainer = GRPOTrainer(model=model, tokenizer=tokenizer, env=env_of(), config=args)
     assert args.max_steps == 6 and trainer.num_steps_per_epoch == 3
     with pytest.raises(ValueError, match="Give the training length"):

@@ -1,4 +1,4 @@
-"""AdaptiveTeachingReward: every branch of seed 004's formula, answer extraction, templates,
+"""AdaptiveTeachingReward: every branch of ATLAS's documented formula, answer extraction, templates,
 and the reward as a plain reward function (asking a tiny student itself)."""
 
 from __future__ import annotations

@@ -48,11 +48,11 @@ ALIASES: dict[str, str] = {
     "kl_coef": "beta",
     "max_new_tokens": "max_completion_length",
     "warmup_ratio": "warmup_steps",  # transformers 5: warmup_steps < 1 is a share of the steps
-    "vllm_host": "vllm_server_host",  # seed 004's names for the external server
+    "vllm_host": "vllm_server_host",  # ATLAS's names for the external server
     "vllm_port": "vllm_server_port",
 }
 
-#: Seed 004's switches for vLLM generation: ``True`` means ``generation_backend="vllm"``.
+#: ATLAS's switches for vLLM generation: ``True`` means ``generation_backend="vllm"``.
 BACKEND_SWITCHES = ("use_vllm", "use_vllm_server")
 
 #: Keywords accepted for compatibility and ignored with a warning: name → why.
