@@ -25,7 +25,7 @@ def text_rows(n=4):
 def custom_teaching_reward(prompts, completions, **kwargs):
     """The documented custom reward: one value per completion."""
     rewards = []
-    for prompt, completion in zip(prompts, completions):
+    for prompt, completion in zip(prompts, completions):  # noqa: B007 - as documented
         rewards.append(float(len(completion[-1]["content"]) % 3))
     return rewards
 
@@ -206,7 +206,7 @@ def comprehensive_evaluation(model, env, eval_dataset):
 def test_rollout_with_a_loaded_model_and_no_client(tiny):
     model, _ = tiny
 
-    def format(completion) -> float:  # noqa: A001 - the guide's metric name
+    def format(completion) -> float:
         return 1.0 if completion[-1]["content"] else 0.0
 
     def correct_answer(completion, answer) -> float:

@@ -94,7 +94,7 @@ def test_get_batch_without_arguments_trains_on_exactly_what_it_returns(tiny, sma
     trainer.round_hooks.append(lambda t: seen.append(sorted(trained_texts(t, tokenizer))))
     trainer.train()
     assert len(returned) == 2 and all(len(c) == 8 for _, c, _ in returned)
-    for (prompts, completions, rewards), texts in zip(returned, seen, strict=True):
+    for (_, completions, _), texts in zip(returned, seen, strict=True):
         assert texts == sorted(c[-1]["content"].strip() for c in completions)
     logged = [e["reward"] for e in trainer.state.log_history if "reward" in e]
     assert logged == pytest.approx([statistics.fmean(r) for _, _, r in returned])

@@ -98,11 +98,14 @@ def test_batch_functions_are_called_once_per_round_with_all_its_completions(tiny
         return ranks
 
     trainer = GRPOTrainer(model=model, reward_funcs=rank_in_batch, args=small_args(max_steps=3),
-                          train_dataset=gsm8k_like(), processing_class=tokenizer)
+                          train_dataset=gsm8k_like(), eval_dataset=gsm8k_like(3), processing_class=tokenizer)
     trainer.train()
     assert sizes == [(8, 8, 8)] * 3  # once per round, the round's 8 completions
     rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
     assert rewards == pytest.approx([0.5, 0.5, 0.5])  # the mean rank over the whole batch
+    sizes.clear()
+    metrics = trainer.evaluate()
+    assert sizes == [(3, 3, 3)] and metrics["eval_reward"] == pytest.approx(0.5)  # the eval set at once
 
 
 def test_a_run_in_which_every_reward_fails_stops_with_the_reason(tiny, small_args):

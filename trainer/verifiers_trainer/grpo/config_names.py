@@ -63,11 +63,10 @@ def translate(kwargs: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any
             raise ValueError(f"dataset_num_proc={value!r}: this trainer does not preprocess the dataset in "
                              "worker processes (prompts are formatted once, when the environment is "
                              "built, and tokenised at generation); remove it or pass None.")
-    if "skip_apply_chat_template" in out:
-        if out.pop("skip_apply_chat_template"):
-            raise ValueError("skip_apply_chat_template=True: prompts given as text are sent as they are, "
-                             "and chat prompts (lists of messages) always go through the chat template. "
-                             "Give the 'prompt' column as strings instead, and drop this option.")
+    if out.pop("skip_apply_chat_template", False):
+        raise ValueError("skip_apply_chat_template=True: prompts given as text are sent as they are, "
+                         "and chat prompts (lists of messages) always go through the chat template. "
+                         "Give the 'prompt' column as strings instead, and drop this option.")
     if "total_batch_size" in out:
         prompts = out.pop("total_batch_size")
         _once(out, "total_batch_size", "per_device_train_batch_size")

@@ -29,7 +29,7 @@ import random
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 from transformers import PreTrainedModel, Trainer
 
 import verifiers as vf
+from verifiers_trainer.grpo import launch, round_rewards
 from verifiers_trainer.grpo.batching import (
     GenerationBatch,
     Sample,
@@ -45,7 +46,6 @@ from verifiers_trainer.grpo.batching import (
     group_rewards,
     split,
 )
-from verifiers_trainer.grpo import launch, round_rewards
 from verifiers_trainer.grpo.completions_log import log_completions
 from verifiers_trainer.grpo.config import GRPOConfig
 from verifiers_trainer.grpo.constructor import resolve
@@ -330,7 +330,8 @@ class GRPOTrainer(DocumentedAPI, Trainer):
             prompts = self.get_batch()
         else:
             prompts = self.get_batch(step // steps_per_epoch, step % steps_per_epoch)
-        if isinstance(prompts, tuple) and len(prompts) == 3:
+        if isinstance(prompts, tuple) and len(prompts) == 3 and all(
+                isinstance(part, Sequence) and not isinstance(part, str | Mapping) for part in prompts):
             self._round_number += 1
             return from_triple(*prompts), before
         if self._pregenerated is not None:

@@ -54,8 +54,8 @@ def client_for_model(model: Any, client: Any = None) -> tuple[Any, str]:
             f"model= is a {type(model).__name__} object and client= a {type(client).__name__} that "
             "does not serve it: pass the name the client's server knows (model='...'), or leave "
             "client out to generate with the model in process.")
-    from verifiers_trainer.inference.engine import InProcessEngine
     from verifiers_trainer.grpo.constructor import tokenizer_of
+    from verifiers_trainer.inference.engine import InProcessEngine
 
     try:
         tokenizer = tokenizer_of(model)
