@@ -146,3 +146,38 @@ def test_fsdp2_generates_and_pushes_whole_weights(tiny_model_path, tmp_path):
         assert r["sharded_after"] and math.isfinite(r["loss"]) and r["weights_moved"]
         assert r["lengths_after_step"] == r["lengths"]
         assert r["checksums_after_step"][0] == r["checksums_after_step"][1]
+
+
+@pytest.mark.parametrize("launcher", ["cpu_ddp.yaml", "--multi_gpu"])
+def test_two_processes_on_cpu_without_use_cpu_train_one_policy(tiny_model_path, tmp_path, launcher):
+    """The shipped CPU config, or --multi_gpu on a machine without GPUs, and a GRPOConfig
+    without use_cpu=True: one data-parallel job (not two separate runs into one folder)."""
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU machine --multi_gpu uses the GPUs")
+    if launcher.endswith(".yaml"):
+        flags = ["--config_file", str(ROOT / "configs" / launcher), "--num_processes", "2"]
+    else:
+        flags = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                 "--mixed_precision", "no", "--dynamo_backend", "no"]
+    ranks = _ranks([_tool("accelerate"), "launch", *flags, "--main_process_port", str(free_port()),
+                    str(SCRIPT), str(tmp_path), str(tiny_model_path), "--no-use-cpu"], tmp_path)
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert {r["distributed_type"] for r in ranks} == {"MULTI_CPU"}
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]  # equal parameters: gradients averaged
+    assert ranks[0]["prompts"] and not set(ranks[0]["prompts"]) & set(ranks[1]["prompts"])
+
+
+@needs_deepspeed
+def test_grpo_defaults_under_the_shipped_zero2_config_train_in_its_precision(tiny_model_path, tmp_path):
+    """grpo_defaults() leaves bf16 off without a bf16 GPU; configs/zero2.yaml asks for bf16:
+    the launch config's precision is used, with a message."""
+    command = [_tool("accelerate"), "launch", "--config_file", str(ROOT / "configs" / "zero2.yaml"),
+               "--num_processes", "2", "--main_process_port", str(free_port()),
+               str(SCRIPT), str(tmp_path), str(tiny_model_path), "--grpo-defaults", "--steps", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=540, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    assert "asks for mixed_precision=bf16" in done.stderr
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["bf16"] for r in ranks] == [True, True]
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]
+    assert all(math.isfinite(x) for r in ranks for x in r["losses"])

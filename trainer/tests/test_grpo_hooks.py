@@ -1,4 +1,4 @@
-"""The seeds' training patterns as GRPOTrainer hooks: a difficulty curriculum, reward
+"""The training guide's patterns as GRPOTrainer hooks: a difficulty curriculum, reward
 weights by phase, the completions table, a reference model that follows the policy, and
 rounds generated several steps ahead."""
 
@@ -65,7 +65,7 @@ def test_difficulty_schedule_errors_name_the_problem(tiny, small_args):
 
 
 def test_seed_000_curriculum_subclass_runs_as_written(tiny, small_args):
-    """Seed 000's CurriculumGRPOTrainer, unchanged but for the sample data."""
+    """verifiers 0.1.x's training guide's CurriculumGRPOTrainer, unchanged but for the sample data."""
 
     class CurriculumGRPOTrainer(GRPOTrainer):
         def __init__(self, *args, difficulty_schedule, **kwargs):

@@ -27,7 +27,7 @@ def env_of(n=6, eval_n=0, fail_every=0):
 
 def test_length_in_epochs(tiny, small_args):
     model, tokenizer = tiny
-    args = small_args(max_steps=-1, num_epochs=2)  # seed 000's name; 6 rows, 2 a step
+    args = small_args(max_steps=-1, num_epochs=2)  # verifiers 0.1.x's name; 6 rows, 2 a step
     trainer = GRPOTrainer(model=model, tokenizer=tokenizer, env=env_of(), config=args)
     assert args.max_steps == 6 and trainer.num_steps_per_epoch == 3
     with pytest.raises(ValueError, match="Give the training length"):
@@ -46,9 +46,24 @@ def test_tokenizer_loaded_from_the_model_folder(tiny, tmp_path, small_args):
 
 def test_env_data_given_twice_is_refused(tiny, small_args):
     model, tokenizer = tiny
-    with pytest.raises(TypeError, match="the data comes from the environment"):
+    with pytest.raises(TypeError, match="the training data comes from the environment"):
         GRPOTrainer(model=model, processing_class=tokenizer, env=env_of(), args=small_args(),
+                    train_dataset=[{"question": "q", "answer": "a"}])
+    with pytest.raises(TypeError, match="has an eval dataset already"):
+        GRPOTrainer(model=model, processing_class=tokenizer, env=env_of(eval_n=2), args=small_args(),
                     eval_dataset=[{"question": "q", "answer": "a"}])
+
+
+def test_eval_dataset_next_to_an_environment_without_one(tiny, small_args):
+    """The training guide's full script: GRPOTrainer(..., env=env, config=config,
+    eval_dataset=...) evaluates on that set."""
+    model, tokenizer = tiny
+    trainer = GRPOTrainer(model=model, tokenizer=tokenizer, env=env_of(), config=small_args(),
+                          eval_dataset=[{"question": f"def e_{i}():", "answer": ""} for i in range(3)])
+    assert len(trainer.env.eval_dataset) == 3
+    assert trainer.env.eval_dataset[0]["prompt"][-1]["content"] == "def e_0():"
+    metrics = trainer.evaluate()
+    assert metrics["eval_failed"] == 0 and "eval_reward" in metrics
 
 
 def test_periodic_evaluation_through_the_environment(tiny, small_args):

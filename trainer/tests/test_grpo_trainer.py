@@ -1,5 +1,5 @@
 """GRPOTrainer end to end on a tiny model: it learns a learnable task, in every form the
-seeds construct it."""
+documentation constructs it."""
 
 from __future__ import annotations
 

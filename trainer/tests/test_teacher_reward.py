@@ -1,4 +1,4 @@
-"""AdaptiveTeachingReward: every branch of seed 004's formula, answer extraction, templates,
+"""AdaptiveTeachingReward: every branch of ATLAS's documented formula, answer extraction, templates,
 and the reward as a plain reward function (asking a tiny student itself)."""
 
 from __future__ import annotations
@@ -83,8 +83,6 @@ def test_bad_input_fails_clearly():
     with pytest.raises(ValueError, match="2 completions but 1 solutions"):
         reward(["q", "q"], ["t", "t"], ground_truths=["1", "1"], solutions=["1"],
                baseline_solutions=["1", "1"])
-    with pytest.raises(TypeError, match="needs tokenizer"):
-        reward(["q"], ["t"], ground_truths=["1"], solutions=["1"], baseline_solutions=["0"])
     with pytest.raises(ValueError, match="No ground truth"):
         reward(["q"], ["t"], ground_truths=[""], solutions=["1"], baseline_solutions=["0"],
                teaching_tokens=[3])
@@ -92,6 +90,24 @@ def test_bad_input_fails_clearly():
         reward(["q"], ["t"], ground_truths=["1"])
     with pytest.raises(ValueError, match="degradation_penalty_multiplier must be >= 0"):
         AdaptiveTeachingReward(degradation_penalty_multiplier=-1)
+
+
+def test_called_on_its_own_without_a_tokenizer_counts_words():
+    """The documented standalone call: no tokenizer, no teaching_tokens; the teaching length is
+    its number of words."""
+    reward_func = AdaptiveTeachingReward(degradation_penalty_multiplier=2.0, efficiency_weight=1.0)
+    teachings = ["Add the two numbers, then check the sum once more.",  # 10 words, fixes the student
+                 "Subtract instead.",                                     # breaks a correct student
+                 "Nothing to add here"]                                   # no change
+    rewards = reward_func(
+        prompts=["What is 2+3?", "What is 4+4?", "What is 1+1?"], completions=teachings,
+        ground_truths=["5", "8", "2"], baseline_solutions=["6", "8", "2"], solutions=["5", "0", "2"],
+        questions=["What is 2+3?", "What is 4+4?", "What is 1+1?"])
+    assert rewards == pytest.approx([1.0 * (1.0 + 1.0 * 100.0 / (100.0 + 10)), -2.0, 0.0])
+    assert [o.teaching_tokens for o in reward_func.last_outcomes] == [10, 2, 4]
+    shorter = reward_func(prompts=["q"], completions=["Add them."], ground_truths=["5"],
+                          baseline_solutions=["6"], solutions=["5"])
+    assert shorter[0] > rewards[0]  # fewer words, larger efficiency bonus
 
 
 def test_teaching_metrics():

@@ -1,5 +1,5 @@
 """TeacherGRPOTrainer on CPU: whole steps with tiny teacher and student models, a teacher that
-learns to help a scripted student, the student's backends and placement, and seed 004's
+learns to help a scripted student, the student's backends and placement, and ATLAS's documented
 example in its tiny mode."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def teacher(tiny_model_path):
 
 def letter_share(prompts, completions, questions, ground_truths, solutions, baseline_solutions,
                  teaching_tokens, **kwargs):
-    """A second reward (seed 004's custom form): the share of 'e' in the teaching. It also
+    """A second reward (ATLAS's documented custom form): the share of 'e' in the teaching. It also
     checks that the protocol's columns arrive, one per completion."""
     assert len(questions) == len(ground_truths) == len(solutions) == len(completions) == 1
     assert "The student's approach:" in prompts[0][-1]["content"]

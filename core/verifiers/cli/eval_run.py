@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from verifiers.cli.eval_samples import completion_text
-from verifiers.pass_rates import binary_metric_pass_at_k
 from verifiers.cli.eval_settings import UsageError
 from verifiers.cli.eval_store import (
     METADATA_FILE,
@@ -24,6 +23,7 @@ from verifiers.cli.eval_store import (
     run_dir_for,
     write_metadata,
 )
+from verifiers.pass_rates import binary_metric_pass_at_k
 from verifiers.results import GenerateOutputs, record_to_json, summarize
 
 

@@ -479,6 +479,7 @@ class Environment(ABC):
         may be passed directly. Results come back in input order.
         """
         model = self.resolve_model(model)
+        client, model = resolve_model_client(client, model)  # a model object: served in process
         sampling_args = pop_sampling_kwargs(kwargs, sampling_args)
         if kwargs:
             raise TypeError(
@@ -724,6 +725,23 @@ def turn_record(response: Any, message_type: MessageType) -> dict[str, Any]:
         } if usage is not None else None,
         "_message": message,
     }
+
+
+def resolve_model_client(client: Any, model: Any) -> tuple[Any, Any]:
+    """``(client, model name)`` for a ``model`` given as a loaded model object rather than a
+    served name (``env.rollout(model=hf_model, ...)``): the trainer package serves it in
+    process (``verifiers_trainer.inference.model_client``). Names pass through unchanged."""
+    if model is None or isinstance(model, str):
+        return client, model
+    try:
+        from verifiers_trainer.inference.model_client import client_for_model
+    except ImportError as exc:
+        raise TypeError(
+            f"model= is a {type(model).__name__} object, not the name of a served model. Serving "
+            "a model object in process needs the trainer package (pip install vf-trainer, or -e trainer); or "
+            "serve it (vf-vllm) and pass client=OpenAI(base_url=...) and model='<served name>'."
+        ) from exc
+    return client_for_model(model, client)
 
 
 def _take(dataset: Any, n: int, seed: int | None) -> Any:

@@ -7,7 +7,7 @@ from abc import abstractmethod
 from typing import Any
 
 from verifiers.clients import ContextLengthError, client_for_loop
-from verifiers.envs.environment import Environment, pop_sampling_kwargs
+from verifiers.envs.environment import Environment, pop_sampling_kwargs, resolve_model_client
 from verifiers.types import ChatMessage, Info, Messages, SamplingArgs, State
 from verifiers.utils.async_utils import maybe_await, sync_or_async
 
@@ -63,7 +63,7 @@ class MultiTurnEnv(Environment):
     async def rollout(
         self,
         client: Any = None,
-        model: str | None = None,
+        model: Any = None,
         prompt: Messages | None = None,
         answer: Any = "",
         task: str = "default",
@@ -81,6 +81,7 @@ class MultiTurnEnv(Environment):
         if prompt is None:
             raise TypeError("rollout() needs prompt=... (a list of messages, or a string).")
         model = self.resolve_model(model)
+        client, model = resolve_model_client(client, model)  # a model object: served in process
         sampling_args = pop_sampling_kwargs(kwargs, sampling_args)
         self.merged_sampling_args(sampling_args)  # fail early on bad arguments
         client = await client_for_loop(self.resolve_client(client))

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 import verifiers as vf
-from verifiers_trainer import GRPOConfig, GRPOTrainer, lora_defaults
+from verifiers_trainer import GRPOConfig, GRPOTrainer, grpo_defaults, lora_defaults
 from verifiers_trainer.grpo.sharding import full_weights, sharding_of, writable_weights
 from verifiers_trainer.grpo.trainer import _merged_named_weights
 
@@ -51,13 +51,22 @@ def main() -> None:
                              "zero3_init_flag the model then loads already sharded)")
     parser.add_argument("--fail-on-rank", type=int, default=None,
                         help="every reward on this rank raises: its micro-batches are empty")
+    parser.add_argument("--no-use-cpu", action="store_true",
+                        help="GRPOConfig without use_cpu=True (the trainer must still run the "
+                             "processes as one data-parallel job)")
+    parser.add_argument("--grpo-defaults", action="store_true",
+                        help="start from grpo_defaults() (its own precision) instead of matching "
+                             "the launcher's mixed precision")
     options = parser.parse_args()
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(options.model)
     targets = set(range(3, len(tokenizer), 10))
 
-    def share(state):
+    seen: set[str] = set()
+
+    def share(prompt, state):
+        seen.add(prompt[-1]["content"])
         if int(os.environ.get("RANK", 0)) == options.fail_on_rank:
             raise RuntimeError("this rank's rollouts fail")
         ids = [t for turn in state["turns"] for t in turn["completion_token_ids"]]
@@ -67,17 +76,22 @@ def main() -> None:
                            rubric=vf.Rubric(funcs=[share]))
     if not options.config_first:
         model = AutoModelForCausalLM.from_pretrained(options.model, dtype=torch.float32)
-    args = GRPOConfig(
+    settings = dict(
         output_dir=options.out, per_device_train_batch_size=8, num_generations=4,
         gradient_accumulation_steps=1, max_completion_length=8, learning_rate=3e-3,
         max_steps=options.steps, warmup_steps=0, lr_scheduler_type="constant",
         beta=options.beta, num_iterations=options.num_iterations, logging_steps=1,
-        save_strategy="no", report_to="none", use_cpu=True, seed=0,
+        save_strategy="no", report_to="none", seed=0,
         gradient_checkpointing=options.gradient_checkpointing,
         sync_ref_model=options.sync_ref, ref_model_sync_steps=1, ref_model_mixup_alpha=0.5,
-        # the accelerate config's mixed precision (DeepSpeed refuses a mismatch)
-        bf16=os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16",
+        max_grad_norm=1.0, log_completions=False,
     )
+    if not options.no_use_cpu:
+        settings["use_cpu"] = True
+    if options.grpo_defaults:
+        args = grpo_defaults(**settings)
+    else:  # the accelerate config's mixed precision
+        args = GRPOConfig(**settings, bf16=os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16")
     if options.config_first:
         model = AutoModelForCausalLM.from_pretrained(options.model, dtype=torch.float32)
     trainer = GRPOTrainer(model=model, processing_class=tokenizer, env=env, args=args,
@@ -118,6 +132,8 @@ def main() -> None:
         "ref_moved": ref_moved,
         "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
         "rewards": [e["reward"] for e in trainer.state.log_history if "reward" in e],
+        "prompts": sorted(seen),
+        "bf16": bool(trainer.args.bf16),
         "kl": [e["kl"] for e in trainer.state.log_history if "kl" in e],
         "step_seconds": [b - a for a, b in itertools.pairwise(ends)],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -13,6 +13,7 @@ see ``ALIASES``. ``grpo_defaults`` and ``lora_defaults`` give ready-made configs
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import difflib
 import functools
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from transformers import TrainingArguments
 
+from verifiers_trainer.grpo import config_names, launch
 from verifiers_trainer.grpo.math import IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, SCALE_REWARDS
 from verifiers_trainer.grpo.schedules import check_schedule
 from verifiers_trainer.teacher.templates import (
@@ -46,11 +48,11 @@ ALIASES: dict[str, str] = {
     "kl_coef": "beta",
     "max_new_tokens": "max_completion_length",
     "warmup_ratio": "warmup_steps",  # transformers 5: warmup_steps < 1 is a share of the steps
-    "vllm_host": "vllm_server_host",  # seed 004's names for the external server
+    "vllm_host": "vllm_server_host",  # ATLAS's names for the external server
     "vllm_port": "vllm_server_port",
 }
 
-#: Seed 004's switches for vLLM generation: ``True`` means ``generation_backend="vllm"``.
+#: ATLAS's switches for vLLM generation: ``True`` means ``generation_backend="vllm"``.
 BACKEND_SWITCHES = ("use_vllm", "use_vllm_server")
 
 #: Keywords accepted for compatibility and ignored with a warning: name → why.
@@ -65,18 +67,28 @@ IGNORED_ALIASES: dict[str, str] = {
 GENERATION_BACKENDS = ("engine", "vllm")
 
 
+#: The fields the caller of ``GRPOConfig(...)`` gave (read by ``__post_init__``).
+_EXPLICIT: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("explicit", default=frozenset())
+
+
 def _fail(message: str) -> NoReturn:
     raise ValueError(message)
 
 
 class _KeywordAliases(type):
-    """Metaclass of ``GRPOConfig``: before the dataclass ``__init__`` runs, renames alias
-    keywords to their fields, drops (with a warning) the ignored ones, and rejects unknown
-    keywords with the closest field names. Subclasses inherit it; ``dataclasses.replace``
-    and ``HfArgumentParser`` pass field names only, so they are unaffected."""
+    """Metaclass of ``GRPOConfig``: before the dataclass ``__init__`` runs, translates
+    EasyDeL's names (:mod:`verifiers_trainer.grpo.config_names`), renames alias keywords to
+    their fields, drops (with a warning) the ignored ones, and rejects unknown keywords with
+    the closest field names. Subclasses inherit it; ``dataclasses.replace`` and
+    ``HfArgumentParser`` pass field names only, so they are unaffected."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        return super().__call__(*args, **_resolve_keywords(cls, kwargs))
+        resolved = _resolve_keywords(cls, config_names.translate(kwargs, _defaults(cls)))
+        token = _EXPLICIT.set(frozenset(resolved))
+        try:
+            return super().__call__(*args, **resolved)
+        finally:
+            _EXPLICIT.reset(token)
 
 
 @dataclass
@@ -400,9 +412,12 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
     )
 
     def __post_init__(self) -> None:
+        #: the fields given to the constructor (some settings differ when left to defaults)
+        self._explicit_fields = _EXPLICIT.get()
         if isinstance(self.scale_rewards, bool):
             self.scale_rewards = "group" if self.scale_rewards else "none"
         self._validate()  # first, so our messages win over TrainingArguments' terser ones
+        launch.configure(self, self._explicit_fields)  # processes on CPU, DeepSpeed's precision
         super().__post_init__()
 
     # -- checks --
@@ -596,6 +611,10 @@ def _init_keywords(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.init)
 
 
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.init}
+
+
 def _resolve_keywords(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
     known = _init_keywords(cls)
     resolved: dict[str, Any] = {}
@@ -612,7 +631,7 @@ def _resolve_keywords(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
             continue
         target = ALIASES.get(key, key)
         if target not in known:
-            candidates = (*known, *ALIASES)
+            candidates = (*known, *ALIASES, *config_names.EASYDEL_NAMES)
             close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.7)
             hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise TypeError(

@@ -29,7 +29,7 @@ import random
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 from transformers import PreTrainedModel, Trainer
 
 import verifiers as vf
+from verifiers_trainer.grpo import launch, round_rewards
 from verifiers_trainer.grpo.batching import (
     GenerationBatch,
     Sample,
@@ -47,7 +48,10 @@ from verifiers_trainer.grpo.batching import (
 )
 from verifiers_trainer.grpo.completions_log import log_completions
 from verifiers_trainer.grpo.config import GRPOConfig
+from verifiers_trainer.grpo.constructor import resolve
+from verifiers_trainer.grpo.documented_api import DocumentedAPI
 from verifiers_trainer.grpo.math import grpo_loss, sampler_correction, selective_log_softmax
+from verifiers_trainer.grpo.pregenerated import GivenRollouts, from_triple
 from verifiers_trainer.grpo.schedules import set_reward_weights, value_at
 from verifiers_trainer.grpo.sharding import (
     check_launch,
@@ -73,71 +77,48 @@ class _Steps(Dataset):
         return {"step": index}
 
 
-class GRPOTrainer(Trainer):
-    """Train a causal LM with GRPO on an environment.
+class GRPOTrainer(DocumentedAPI, Trainer):
+    """Train a causal LM with GRPO on an environment, reward functions, or pre-generated
+    completions (:mod:`verifiers_trainer.grpo.constructor` lists the forms):
 
-    Three ways to build it (the seeds' forms):
-
-    - environment: ``GRPOTrainer(model=model, processing_class=tokenizer, env=env, args=args,
-      peft_config=None)``;
-    - reward functions (TRL's convention): ``GRPOTrainer(model="name or model",
-      reward_funcs=[f, ...], args=args, train_dataset=ds, eval_dataset=None, ...)``, where each
-      function gets ``prompts``, ``completions`` and the dataset's other columns as keyword
-      lists and returns a list of floats (``None`` for rows it does not score);
-    - seed 000's names: ``GRPOTrainer(model=..., tokenizer=..., env=..., config=...)``.
+    - reward functions, TRL's / ATLAS's positional order: ``GRPOTrainer(model, reward_funcs,
+      args, train_dataset, eval_dataset, processing_class, reward_processing_classes,
+      callbacks, optimizers, peft_config)``; batch functions get ``prompts``, ``completions``
+      and the dataset's other columns as keyword lists once per round, per-completion
+      functions ``f(completion, ...)`` one completion at a time (see ``grpo/reward_funcs.py``);
+    - an environment: ``GRPOTrainer(model=model, processing_class=tokenizer, env=env,
+      args=args, peft_config=None)``, or with ``tokenizer=`` / ``config=``;
+    - pre-generated completions: ``GRPOTrainer(model=..., tokenizer=..., dataset={"prompts":
+      ..., "completions": ..., "rewards": ...}, config=...)`` (see ``grpo/pregenerated.py``).
     """
 
     def __init__(
         self,
         model: str | PreTrainedModel,
-        processing_class: Any = None,
-        env: vf.Environment | None = None,
-        args: GRPOConfig | None = None,
-        peft_config: Any = None,
         reward_funcs: Any = None,
+        args: GRPOConfig | None = None,
         train_dataset: Any = None,
         eval_dataset: Any = None,
+        processing_class: Any = None,
         reward_processing_classes: Any = None,
         callbacks: Sequence[Any] | None = None,
         optimizers: tuple[Any, Any] = (None, None),
+        peft_config: Any = None,
+        *,
+        env: vf.Environment | None = None,
         tokenizer: Any = None,
         config: GRPOConfig | None = None,
+        dataset: Any = None,
         client: Any = None,
     ) -> None:
-        # -- setup: arguments --------------------------------------------------------------
-        if args is not None and config is not None:
-            raise TypeError("Pass the configuration once: args=... (or its alias config=...).")
-        args = args or config or GRPOConfig(output_dir="outputs/grpo")
-        if not isinstance(args, GRPOConfig):
-            raise TypeError(f"args must be a GRPOConfig, got {type(args).__name__}.")
-        processing_class = processing_class if processing_class is not None else tokenizer
-        if isinstance(model, str):
-            from verifiers_trainer.models.loading import get_model_and_tokenizer
-
-            model, loaded_tokenizer = get_model_and_tokenizer(model)
-            processing_class = processing_class or loaded_tokenizer
-        if processing_class is None:
-            processing_class = _tokenizer_of(model)
-        if processing_class.pad_token_id is None:
-            processing_class.pad_token = processing_class.eos_token
-
-        # -- setup: environment --------------------------------------------------------------
-        if env is None:
-            if reward_funcs is None:
-                raise TypeError("GRPOTrainer needs env=... or reward_funcs=... with train_dataset=....")
-            from verifiers_trainer.grpo.reward_funcs import env_from_reward_funcs
-
-            env = env_from_reward_funcs(reward_funcs, train_dataset, eval_dataset,
-                                        processing_class, reward_processing_classes)
-        elif reward_funcs is not None:
-            raise TypeError("Give either env=... or reward_funcs=..., not both.")
-        elif train_dataset is not None or eval_dataset is not None:
-            raise TypeError("With env=..., the data comes from the environment: give its constructor "
-                            "dataset=... / eval_dataset=... (or load_environment's arguments) instead "
-                            "of train_dataset / eval_dataset here.")
-        if env.dataset is None:
-            raise ValueError("The environment has no training dataset.")
+        # -- setup: arguments, data -----------------------------------------------------------
+        inputs = resolve(model, reward_funcs, args, train_dataset, eval_dataset, processing_class,
+                         reward_processing_classes, callbacks, optimizers, peft_config, env,
+                         tokenizer, config, dataset)
+        model, processing_class, env, args = inputs.model, inputs.processing_class, inputs.env, inputs.args
+        peft_config, callbacks, optimizers = inputs.peft_config, inputs.callbacks, inputs.optimizers
         self.env = env
+        self._pregenerated = inputs.pregenerated
 
         # -- setup: model, LoRA, reference ---------------------------------------------------
         if peft_config is not None:
@@ -161,6 +142,7 @@ class GRPOTrainer(Trainer):
                         len(env.get_dataset()), args.max_steps)
         rounds = args.max_steps * args.gradient_accumulation_steps * args.per_device_train_batch_size
         evaluation = None
+        launch.resolve_periodic_evaluation(args, env.eval_dataset is not None)
         if args.eval_strategy != "no":  # paces the Trainer's evaluations; evaluate() uses the env
             if env.eval_dataset is None:
                 raise ValueError(f"eval_strategy={args.eval_strategy!r} but the environment has no "
@@ -173,6 +155,7 @@ class GRPOTrainer(Trainer):
             data_collator=lambda features: {"steps": torch.tensor([f["step"] for f in features])},
         )
         self.model_accepts_loss_kwargs = False  # the Trainer divides by the accumulation steps
+        launch.check_processes(self.accelerator)
         per_step = args.per_device_train_batch_size * self.accelerator.num_processes
         #: micro-batches one generation round fills (gradient_accumulation_steps unless
         #: generation_batch_size asks for rounds spanning several optimizer steps)
@@ -200,6 +183,11 @@ class GRPOTrainer(Trainer):
         self._model_name = "policy"
         if self._vllm is not None:
             self._model_name = args.vllm_model_name or self._vllm.model_name()
+        launch.note_batches_ahead(args, self._vllm is None)
+        if self._vllm is not None:  # env.rollout(client=trainer.client, model=trainer.model)
+            from verifiers_trainer.inference.model_client import register
+
+            register(self.model, self._client, self._model_name)
         self._synced_step = -1
 
         # -- state of the generation rounds ---------------------------------------------------
@@ -215,6 +203,9 @@ class GRPOTrainer(Trainer):
         self.round_hooks: list[Callable[[GRPOTrainer], None]] = []
         self._rows_by_difficulty: dict[Any, list[dict[str, Any]]] = {}
         self._ref_synced_step = 0
+        self._round_results: Any = None  # the round being scored (compute_rewards' context)
+        self._round_epoch = 0
+        self._round_metrics_of_rubric: dict[str, list[float]] | None = None
 
     # =====================================================================================
     # hooks: which rows a round trains on (curriculum), reward weights by phase
@@ -322,16 +313,29 @@ class GRPOTrainer(Trainer):
             self._pending_metrics["timing/weight_sync_s"].append(seconds)
         self._synced_step = self.state.global_step
 
-    def _round_rows(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _round_rows(self) -> tuple[list[dict[str, Any]] | GivenRollouts, dict[str, Any]]:
         """The rollouts of the next round (``num_generations`` per prompt), and where the
-        prompt stream stood before drawing them (what a checkpoint records)."""
+        prompt stream stood before drawing them (what a checkpoint records). Completions
+        given with their rewards (``get_batch`` returning ``(prompts, completions,
+        rewards)``, or pre-generated data) come back as :class:`GivenRollouts`."""
         group = self.args.num_generations
         before = {"prompt_order": list(self._prompt_order), "prompt_position": self._prompt_position,
                   "epoch": self._epoch, "round_number": self._round_number}
         steps_per_epoch = self.num_steps_per_epoch
         step = self.state.global_step
         self._apply_reward_weights(step / steps_per_epoch)
-        prompts = self.get_batch(step // steps_per_epoch, step % steps_per_epoch)
+        self._round_epoch = step // steps_per_epoch
+        if _takes_no_arguments(self.get_batch):  # get_batch(self), as in verifiers 0.1.x's guide
+            prompts = self.get_batch()
+        else:
+            prompts = self.get_batch(step // steps_per_epoch, step % steps_per_epoch)
+        if isinstance(prompts, tuple) and len(prompts) == 3 and all(
+                isinstance(part, Sequence) and not isinstance(part, str | Mapping) for part in prompts):
+            self._round_number += 1
+            return from_triple(*prompts), before
+        if self._pregenerated is not None:
+            self._round_number += 1
+            return self._pregenerated.for_rows(prompts), before
         if len(prompts) != self.prompts_per_round:
             raise ValueError(f"get_batch returned {len(prompts)} rows; a round needs "
                              f"{self.prompts_per_round} (see GRPOTrainer.prompts_per_round).")
@@ -342,11 +346,14 @@ class GRPOTrainer(Trainer):
             row["example_id"] = f"{row.get('example_id')}:{self._round_number}:{i // group}"
         return rows, before
 
-    async def _rollouts(self, rows: list[dict[str, Any]]) -> tuple[Any, float]:
+    async def _rollouts(self, rows: list[dict[str, Any]] | GivenRollouts) -> tuple[Any, float]:
         start = time.perf_counter()
+        if isinstance(rows, GivenRollouts):
+            return rows.results(), 0.0
         results = await self.env.a_generate(
             rows, self._client, self._model_name, self.sampling_args(),
             max_concurrent=self.args.max_concurrent, progress=False,
+            score_rollouts=not round_rewards.scored_after_round(self),
         )
         return results, time.perf_counter() - start
 
@@ -406,8 +413,17 @@ class GRPOTrainer(Trainer):
             finally:
                 self.model.train(was_training)
 
+        if round_rewards.scored_after_round(self):
+            self._round_results = results
+            rewards = self.compute_rewards(results["completions"], results["prompts"], self._round_epoch)
+            round_rewards.apply_rewards(results, rewards, getattr(self, "_round_metrics_of_rubric", None))
+            self._round_metrics_of_rubric = None
+        round_rewards.check_round(self.accelerator, results["errors"])
         failed = [e is not None for e in results["errors"]]
-        groups, dropped = group_rewards(results["rewards"], failed, group)
+        if "group_ids" in results:  # given completions: groups of any size
+            groups, dropped = _groups_by_id(results["group_ids"], failed)
+        else:
+            groups, dropped = group_rewards(results["rewards"], failed, group)
         advantages = advantages_for(results["rewards"], groups, args.scale_rewards)
         kept = sorted(advantages)
         processed = self.env.process_env_results(
@@ -426,11 +442,26 @@ class GRPOTrainer(Trainer):
             for s in processed
         ]
         metrics = self._round_metrics(results, failed, dropped, generation_s)
+        if results.get("given_rewards") and samples:  # no server usage: count the tokens trained
+            metrics["completions/mean_length"] = statistics.fmean(len(s.completion_ids) for s in samples)
         preview = [{"prompt": results["prompts"][i], "completion": results["completions"][i],
                     "reward": results["rewards"][i],
                     "metrics": {name: values[i] for name, values in results["metrics"].items()}}
                    for i in kept[: args.num_completions_to_print]]
         return GenerationBatch(samples, results["rewards"], metrics, preview)
+
+    def compute_rewards(self, completions: list[Any], prompts: list[Any], epoch: int | None = None) -> Any:
+        """The rewards of this round's completions (one per completion): the given rewards
+        of pre-generated completions, else the environment's rubric's scores. Called once
+        per round when overridden (or when the rubric scores in batches); the returned list
+        (or ``{"reward": [...], ...}``) is what the round trains on. ``epoch``: passes over
+        the training set so far."""
+        results = self._round_results
+        if results.get("given_rewards"):
+            return list(results["rewards"])
+        scores = round_rewards.score_with_rubric(self.env.rubric, results, prompts, completions)
+        self._round_metrics_of_rubric = {k: v for k, v in scores.items() if k != "reward"}
+        return scores["reward"]
 
     def _whole_policy(self) -> Any:
         """The bare policy with whole weights (a no-op unless ZeRO-3 / FSDP shard them)."""
@@ -497,7 +528,10 @@ class GRPOTrainer(Trainer):
         pad = self.processing_class.pad_token_id
         micro = split(round_.samples, self._micro_per_round)
         self._buffer = [collate(m, pad, args.max_completion_length) if m else {} for m in micro]
-        need_old = args.num_iterations > 1
+        # old log-probs: the policy's as the round begins, needed once it can change during
+        # the round (several passes, or a round spanning optimizer steps); otherwise they equal
+        # the current ones (compute_loss detaches them)
+        need_old = args.num_iterations > 1 or self._micro_per_round > args.gradient_accumulation_steps
         for batch in self._buffer:
             with torch.no_grad():
                 if not batch:  # nothing to score, but the forwards the other processes run
@@ -660,11 +694,16 @@ class GRPOTrainer(Trainer):
         was_training = self.model.training
         self.model.eval()
         try:
+            batched = bool(getattr(self.env.rubric, "scores_in_batches", False))
             with self._generation_weights():
                 results = asyncio.run(self.env.a_evaluate(
                     self._client, self._model_name, num_examples=self.args.eval_num_examples,
                     sampling_args=sampling, max_concurrent=self.args.max_concurrent,
-                    progress=False))
+                    progress=False, score_rollouts=not batched))
+            if batched:  # batch reward functions see the whole eval set at once
+                scores = round_rewards.score_with_rubric(self.env.rubric, results, results["prompts"],
+                                                         results["completions"])
+                round_rewards.apply_rewards(results, scores, None)
         finally:
             self.model.train(was_training)
         summary = results.summary()
@@ -696,17 +735,23 @@ def _merged_named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
 
 
 
-def _tokenizer_of(model: Any) -> Any:
-    """The tokenizer saved with a loaded model (seed 004: "auto-loaded if None")."""
-    from transformers import AutoTokenizer
+def _takes_no_arguments(method: Any) -> bool:
+    import inspect
 
-    source = getattr(getattr(model, "config", None), "_name_or_path", "")
-    try:
-        return AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        raise TypeError(f"GRPOTrainer needs a tokenizer: none was given and none could be loaded "
-                        f"from the model's folder {source!r} ({exc}). Pass "
-                        "processing_class=tokenizer (or tokenizer=...).") from exc
+    return not [p for p in inspect.signature(method).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+def _groups_by_id(group_ids: list[Any], failed: list[bool]) -> tuple[list[list[int]], int]:
+    """Indices of the usable rollouts of each group (rollouts sharing a group id); groups
+    left with fewer than two are dropped whole, as in :func:`batching.group_rewards`."""
+    members: dict[Any, list[int]] = {}
+    for i, group in enumerate(group_ids):
+        members.setdefault(group, [])
+        if not failed[i]:
+            members[group].append(i)
+    groups = [m for m in members.values() if len(m) >= 2]
+    return groups, len(group_ids) - sum(len(m) for m in groups)
 
 
 def _steps_for_epochs(args: GRPOConfig, rows: int) -> int:

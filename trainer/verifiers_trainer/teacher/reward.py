@@ -9,6 +9,12 @@ tokens::
 
 so a teaching that breaks a correct student costs twice (by default) what fixing a wrong
 one earns, and a shorter fix earns more.
+
+``n`` is ``teaching_tokens`` when given (``TeacherGRPOTrainer`` passes the teacher's sampled
+token count), else the teaching's length under ``tokenizer``; with neither (the reward
+called on its own, as documented, with no tokenizer) it is the number of
+whitespace-separated words of the teaching (:func:`word_count`), a tokenizer-free stand-in
+that is about 0.75 times a typical BPE token count for English.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ _KEYWORDS = {
     "questions": ("questions", "question"),
     "teaching_tokens": ("teaching_tokens",),
 }
+
+
+def word_count(text: str) -> int:
+    """Whitespace-separated words of ``text``: the teaching length without a tokenizer."""
+    return len(str(text or "").split())
 
 
 def adaptive_teaching_reward(with_teaching: float, without_teaching: float, teaching_tokens: int,
@@ -92,8 +103,9 @@ class AdaptiveTeachingReward:
     Args:
         student_model: the student for standalone use (a model or a path); optional.
         teacher_model: the model that writes the teachings (informational).
-        tokenizer: counts teaching tokens when ``teaching_tokens`` is not given; the
-            student's tokenizer when ``student_model`` is a model.
+        tokenizer: counts teaching tokens when ``teaching_tokens`` is not given (without
+            one, teachings are measured in words: :func:`word_count`); the student's
+            tokenizer when ``student_model`` is a model.
         degradation_penalty_multiplier: penalty per unit of accuracy lost.
         efficiency_weight: weight of the shortness bonus ``100 / (100 + tokens)``.
     """
@@ -174,9 +186,9 @@ class AdaptiveTeachingReward:
         return [o.reward for o in self.last_outcomes]
 
     def count_tokens(self, text: str) -> int:
+        """The teaching's length: tokens under ``tokenizer``, else words (:func:`word_count`)."""
         if self.tokenizer is None:
-            raise TypeError("AdaptiveTeachingReward needs tokenizer=... to count teaching tokens "
-                            "(or teaching_tokens=[...]); TeacherGRPOTrainer sets it.")
+            return word_count(text)
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     # -- standalone: asking the student ------------------------------------------------------

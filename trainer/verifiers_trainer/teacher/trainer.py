@@ -256,7 +256,7 @@ class TeacherGRPOTrainer(GRPOTrainer):
                 handle.write(json.dumps(sample) + "\n")
 
     # =====================================================================================
-    # the protocol's student steps, one at a time (seed 004's names)
+    # the protocol's student steps, one at a time (ATLAS's names)
     # =====================================================================================
     def _generate_baseline_solutions(self, prompts_text: list[Any]) -> list[str]:
         """The student's solutions without teaching (extracted answers, "" if none)."""
@@ -282,7 +282,7 @@ class TeacherGRPOTrainer(GRPOTrainer):
         with self.student.on_device():
             return asyncio.run(run())
 
-    # -- the configuration, as seed 004 reads it from the trainer -------------------------
+    # -- the configuration, as ATLAS's API reads it from the trainer ---------------------
     @property
     def max_probe_tokens(self) -> int:
         return self.student.max_probe_tokens
