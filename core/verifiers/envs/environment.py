@@ -23,9 +23,11 @@ from verifiers.clients import (
     ContextLengthError,
     ModelRequestError,
     RetryPolicy,
+    ServerUnreachableError,
     client_for_loop,
     create_chat,
     create_completion,
+    gather_until_unreachable,
     normalize_sampling_args,
 )
 from verifiers.parsers.parser import Parser
@@ -315,7 +317,10 @@ class Environment(ABC):
             return record
 
         try:
-            records = await asyncio.gather(*(one(r) for r in todo))
+            records = await gather_until_unreachable([one(r) for r in todo], self.retry_policy)
+        except ServerUnreachableError as exc:  # a dead server: keep what finished
+            exc.results = GenerateOutputs(exc.records)
+            raise
         finally:
             if bar is not None:
                 bar.close()
