@@ -160,6 +160,8 @@ def test_clients_the_lean_path_does_not_cover_are_used_as_they_are(make_scripted
     assert calls == ["m"]  # the instrumented client saw its request
     streaming = openai.AsyncOpenAI(base_url=server.base_url, api_key="x")
     assert not lean_endpoint(streaming).covers({"stream": True})
+    assert not lean_endpoint(streaming).covers({"extra_body": {"stream": True}})
+    assert lean_endpoint(streaming).covers({"extra_body": {"top_k": 2}})
 
 
 def test_status_errors_and_malformed_bodies_are_classified():

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from verifiers.transport import (
-    HttpStatusError,
     ConnectionFailedError,
+    HttpStatusError,
     MalformedResponseError,
     NotCoveredError,
     lean_endpoint,
@@ -241,8 +241,8 @@ def fast_http_client() -> Any:
 
 
 def make_async_client(base_url: str, api_key: str, timeout: float | None = None) -> Any:
-    """An ``AsyncOpenAI`` for ``base_url`` on the fast transport, with its own retries off
-    (:func:`create_chat` retries)."""
+    """An ``AsyncOpenAI`` for ``base_url`` with its own retries off (:func:`create_chat`
+    retries). Its requests go over the lean path; its aiohttp transport serves the rest."""
     import openai
 
     kwargs: dict[str, Any] = {"base_url": base_url, "api_key": api_key, "max_retries": 0}
@@ -491,19 +491,21 @@ async def gather_until_unreachable(
     )
 
 
+_OPENAI_SAMPLING_KEYS = frozenset({
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "stop", "seed",
+    "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias",
+    "extra_body", "extra_headers", "extra_query", "response_format", "tool_choice",
+    "parallel_tool_calls", "user", "reasoning_effort", "timeout",
+})
+
+
 def normalize_sampling_args(sampling_args: dict[str, Any] | None) -> dict[str, Any]:
     """Move non-OpenAI sampling keys (``top_k``, ``min_p``, ``repetition_penalty``,
     ``return_token_ids``, ...) into ``extra_body`` so the openai client sends them."""
     args = dict(sampling_args or {})
-    known = {
-        "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "stop", "seed",
-        "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias",
-        "extra_body", "extra_headers", "extra_query", "response_format", "tool_choice",
-        "parallel_tool_calls", "user", "reasoning_effort", "timeout",
-    }
     extra = dict(args.pop("extra_body", None) or {})
     for key in list(args):
-        if key not in known:
+        if key not in _OPENAI_SAMPLING_KEYS:
             extra[key] = args.pop(key)
     if extra:
         args["extra_body"] = extra

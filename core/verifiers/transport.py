@@ -95,7 +95,8 @@ class LeanEndpoint:
 
     def covers(self, kwargs: Mapping[str, Any]) -> bool:
         """Whether these ``create`` keyword arguments can go over the lean path."""
-        if _NOT_COVERED.intersection(kwargs):
+        if _NOT_COVERED.intersection(kwargs) or _NOT_COVERED.intersection(
+                kwargs.get("extra_body") or ()):
             return False
         response_format = kwargs.get("response_format")
         return response_format is None or isinstance(response_format, Mapping)
@@ -125,7 +126,7 @@ class LeanEndpoint:
                 raw = await response.read()
                 status = response.status
                 response_headers = response.headers
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise RequestTimeoutError(f"Request timed out (no answer within {_describe(timeout)})"
                                       ) from exc
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
