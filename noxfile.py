@@ -107,7 +107,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Every benchmark, side by side with its peers, printed as one table."""
+    """Every benchmark, each measure next to its peer and its limit as ratios, with the load
+    average; ``nox -s bench -- rollouts trainer`` runs only those."""
     install_core(session)
     install_environments(session, ENVIRONMENTS)
     install_trainer(session)

@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "RetryPolicy": "verifiers.clients",
     "ModelRequestError": "verifiers.clients",
     "MultiServerClient": "verifiers.multi_client",
+    "ServerUnreachableError": "verifiers.clients",
     # helpers
     "extract_boxed_answer": "verifiers.utils.data_utils",
     "extract_hash_answer": "verifiers.utils.data_utils",
@@ -92,7 +93,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from verifiers.clients import ModelRequestError, RetryPolicy
+    from verifiers.clients import ModelRequestError, RetryPolicy, ServerUnreachableError
     from verifiers.envs.env_group import EnvGroup
     from verifiers.envs.environment import Environment
     from verifiers.envs.multi_turn_env import MultiTurnEnv

@@ -2,20 +2,37 @@
 
 Every model call in the project goes through :func:`create_chat` / :func:`create_completion`.
 They take a per-request timeout, retry transient failures (HTTP 408/409/429/5xx, connection
-errors, timeouts, malformed responses) with exponential backoff and jitter, and raise
+errors, timeouts, malformed responses) with exponential backoff and jitter (or the delay the
+server asks for in ``Retry-After`` / ``retry-after-ms``), and raise
 :class:`ModelRequestError` with the full story when retries are exhausted or the error is
 permanent. The openai client's own retries are switched off so that one policy applies.
+
+Requests for a plain ``openai.AsyncOpenAI`` / ``openai.OpenAI`` go over the lean HTTP path
+of :mod:`verifiers.transport` (same endpoint, key, headers and timeout; the same response
+objects); other clients are called as they are. :func:`gather_until_unreachable` runs a
+batch of rollouts and stops it when a server stops accepting connections.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import email.utils
 import json
 import random
+import time
 import weakref
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from verifiers.transport import (
+    ConnectionFailedError,
+    HttpStatusError,
+    MalformedResponseError,
+    NotCoveredError,
+    lean_endpoint,
+)
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -26,13 +43,18 @@ class RetryPolicy:
 
     ``timeout`` is the per-request limit in seconds (``None``: the client's own);
     ``max_retries`` is the number of retries after the first attempt; the delay before retry
-    ``k`` is ``min(backoff_max, backoff_base * 2**k)`` scaled by a random factor in [0.5, 1].
+    ``k`` is ``min(backoff_max, backoff_base * 2**k)`` scaled by a random factor in [0.5, 1],
+    or the server's ``retry-after-ms`` / ``Retry-After`` when it sends one (at most
+    ``backoff_max``). ``stop_after_connection_failures``: a batch of rollouts stops when
+    that many requests in a row to one server failed for good because it could not be
+    reached (``0``: never stop).
     """
 
     max_retries: int = 3
     backoff_base: float = 0.5
-    backoff_max: float = 10.0
+    backoff_max: float = 60.0
     timeout: float | None = 600.0
+    stop_after_connection_failures: int = 10
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
@@ -41,9 +63,42 @@ class RetryPolicy:
             raise ValueError("backoff_base and backoff_max must be >= 0.")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds (or None), got {self.timeout}.")
+        if self.stop_after_connection_failures < 0:
+            raise ValueError(
+                "stop_after_connection_failures must be >= 0 (0: never stop), got "
+                f"{self.stop_after_connection_failures}."
+            )
 
-    def delay(self, attempt: int) -> float:
+    def delay(self, attempt: int, exc: BaseException | None = None) -> float:
+        """Seconds to wait before retry ``attempt`` (0-based) after ``exc``."""
+        asked = retry_after(exc) if exc is not None else None
+        if asked is not None:
+            return min(self.backoff_max, asked)
         return min(self.backoff_max, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The delay in seconds a failed response asks for: ``retry-after-ms`` (milliseconds),
+    else ``Retry-After`` (seconds or an HTTP date); ``None`` when it asks for none."""
+    headers = getattr(exc, "headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    if not headers:
+        return None
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    try:
+        if "retry-after-ms" in lowered:
+            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
+        if "retry-after" in lowered:
+            value = lowered["retry-after"].strip()
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                when = email.utils.parsedate_to_datetime(value)
+                return max(0.0, when.timestamp() - time.time())
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return None
 
 
 class ModelRequestError(Exception):
@@ -58,6 +113,20 @@ class ModelRequestError(Exception):
 
 class ContextLengthError(ModelRequestError):
     """The prompt no longer fits the model's context window (the rollout is truncated)."""
+
+
+class ServerUnreachableError(ModelRequestError):
+    """A batch stopped because a server could not be reached for many requests in a row.
+
+    ``server`` is its URL; ``records`` the rollouts finished before the stop (successful or
+    failed, in input order); ``results`` the same as ``GenerateOutputs`` where the
+    environment sets it."""
+
+    def __init__(self, message: str, server: str, records: list[Any], attempts: int):
+        super().__init__("server_unreachable", message, attempts)
+        self.server = server
+        self.records = records
+        self.results: Any = None
 
 
 def as_async_client(client: Any) -> Any:
@@ -166,12 +235,14 @@ def fast_http_client() -> Any:
         import aiohttp  # noqa: F401
     except ImportError:
         return None
-    return openai.DefaultAioHttpClient()
+    http = openai.DefaultAioHttpClient()
+    http._vf_lean_ok = True  # nothing configured on it: the lean path may replace it
+    return http
 
 
 def make_async_client(base_url: str, api_key: str, timeout: float | None = None) -> Any:
-    """An ``AsyncOpenAI`` for ``base_url`` on the fast transport, with its own retries off
-    (:func:`create_chat` retries)."""
+    """An ``AsyncOpenAI`` for ``base_url`` with its own retries off (:func:`create_chat`
+    retries). Its requests go over the lean path; its aiohttp transport serves the rest."""
     import openai
 
     kwargs: dict[str, Any] = {"base_url": base_url, "api_key": api_key, "max_retries": 0}
@@ -186,12 +257,13 @@ def _classify(exc: BaseException) -> tuple[str, bool, int | None]:
 
     if isinstance(exc, openai.APITimeoutError | asyncio.TimeoutError | TimeoutError):
         return "timeout", True, None
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, openai.APIConnectionError | ConnectionFailedError):
         return "connection_error", True, None
-    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError):
+    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError
+                  | MalformedResponseError):
         # a 200 whose body is not JSON surfaces as a bare JSONDecodeError
         return "malformed_response", True, None
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, openai.APIStatusError | HttpStatusError):
         status = exc.status_code
         return f"http_{status}", status in TRANSIENT_STATUS or status >= 500, status
     return type(exc).__name__, False, None
@@ -204,13 +276,18 @@ _CONTEXT_MARKERS = ("context length", "maximum context", "context window", "too 
 def _is_context_error(exc: BaseException) -> bool:
     import openai
 
-    if not isinstance(exc, openai.BadRequestError):
+    if isinstance(exc, HttpStatusError):
+        if exc.status_code != 400:
+            return False
+    elif not isinstance(exc, openai.BadRequestError):
         return False
     text = str(exc).lower()
     return any(marker in text for marker in _CONTEXT_MARKERS)
 
 
-async def _with_retries(call: Any, policy: RetryPolicy, what: str, **kwargs: Any) -> Any:
+async def _with_retries(
+    call: Any, policy: RetryPolicy, what: str, server: str, **kwargs: Any
+) -> Any:
     attempt = 0
     if policy.timeout is not None:
         kwargs["timeout"] = policy.timeout
@@ -224,13 +301,16 @@ async def _with_retries(call: Any, policy: RetryPolicy, what: str, **kwargs: Any
                 raise ContextLengthError("context_length", str(exc), attempt + 1, 400) from exc
             kind, transient, status = _classify(exc)
             if not transient or attempt >= policy.max_retries:
+                if kind == "connection_error":
+                    _connection_failed(server, f"{type(exc).__name__}: {exc}")
                 suffix = f" after {attempt + 1} attempts" if attempt else ""
                 raise ModelRequestError(
                     kind, f"{what} failed{suffix}: {type(exc).__name__}: {exc}", attempt + 1, status
                 ) from exc
-            await asyncio.sleep(policy.delay(attempt))
+            await asyncio.sleep(policy.delay(attempt, exc))
             attempt += 1
             continue
+        _connected(server)
         if not getattr(response, "choices", None):
             if attempt >= policy.max_retries:
                 raise ModelRequestError(
@@ -257,6 +337,29 @@ def _plain_client(client: Any) -> Any:
     return cached
 
 
+def _route(client: Any, path: str, response_type: Any, resource: str, kwargs: Mapping[str, Any]
+           ) -> tuple[Any, str]:
+    """(the call to retry, the server's URL): the lean path when it covers this client and
+    these arguments, else the client's own ``create`` (its retries off)."""
+    endpoint = lean_endpoint(client)
+    own = client.chat.completions if resource == "chat" else client.completions
+    if "create" in getattr(own, "__dict__", {}):  # replaced on this very client: keep it
+        target = own
+    else:
+        plain = _plain_client(client)
+        target = plain.chat.completions if resource == "chat" else plain.completions
+    if endpoint is None or not endpoint.covers(kwargs):
+        return target.create, str(getattr(client, "base_url", "") or type(client).__name__)
+
+    async def lean(**args: Any) -> Any:
+        try:
+            return await endpoint.create(path, response_type, **args)
+        except NotCoveredError:  # e.g. objects in the request that only the client encodes
+            return await target.create(**args)
+
+    return lean, endpoint.base_url
+
+
 async def create_chat(
     client: Any,
     model: str,
@@ -265,15 +368,19 @@ async def create_chat(
     tools: list[dict[str, Any]] | None = None,
     policy: RetryPolicy | None = None,
 ) -> Any:
-    """``client.chat.completions.create`` with our timeout and retry policy."""
+    """``client.chat.completions.create`` with our timeout and retry policy; returns the
+    ``ChatCompletion`` (or whatever the client returns)."""
+    from openai.types.chat import ChatCompletion
+
     kwargs = dict(sampling_args or {})
     if tools:
         kwargs["tools"] = tools
-    client = _plain_client(client)
+    call, server = _route(client, "chat/completions", ChatCompletion, "chat", kwargs)
     return await _with_retries(
-        client.chat.completions.create,
+        call,
         policy or RetryPolicy(),
         f"chat request to model {model!r}",
+        server,
         model=model,
         messages=messages,
         **kwargs,
@@ -288,31 +395,117 @@ async def create_completion(
     policy: RetryPolicy | None = None,
 ) -> Any:
     """``client.completions.create`` with our timeout and retry policy."""
+    from openai.types import Completion
+
     kwargs = dict(sampling_args or {})
-    client = _plain_client(client)
+    call, server = _route(client, "completions", Completion, "text", kwargs)
     return await _with_retries(
-        client.completions.create,
+        call,
         policy or RetryPolicy(),
         f"completion request to model {model!r}",
+        server,
         model=model,
         prompt=prompt,
         **kwargs,
     )
 
 
+# -- stopping a batch when a server is gone -----------------------------------------------
+
+
+@dataclass
+class _ConnectionWatch:
+    """Per batch: requests in a row, per server, that failed for good on connecting."""
+
+    limit: int
+    failures: dict[str, int] = field(default_factory=dict)
+    last_error: dict[str, str] = field(default_factory=dict)
+    tripped: str | None = None
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+_WATCH: contextvars.ContextVar[_ConnectionWatch | None] = contextvars.ContextVar(
+    "verifiers_connection_watch", default=None
+)
+
+
+def _connection_failed(server: str, error: str) -> None:
+    watch = _WATCH.get()
+    if watch is None or watch.limit <= 0:
+        return
+    count = watch.failures.get(server, 0) + 1
+    watch.failures[server] = count
+    watch.last_error[server] = error
+    if count >= watch.limit and watch.tripped is None:
+        watch.tripped = server
+        watch.event.set()
+
+
+def _connected(server: str) -> None:
+    watch = _WATCH.get()
+    if watch is not None and watch.failures.get(server):
+        watch.failures[server] = 0
+
+
+async def gather_until_unreachable(
+    coros: Iterable[Awaitable[Any]], policy: RetryPolicy | None = None
+) -> list[Any]:
+    """``asyncio.gather`` of a batch of rollouts, stopped when a server is gone.
+
+    When ``policy.stop_after_connection_failures`` requests in a row to one server fail for
+    good because it cannot be reached, the rollouts still running are cancelled and
+    :class:`ServerUnreachableError` is raised, carrying the rollouts finished so far."""
+    policy = policy or RetryPolicy()
+    watch = _ConnectionWatch(policy.stop_after_connection_failures)
+    token = _WATCH.set(watch)
+    try:
+        tasks = [asyncio.ensure_future(c) for c in coros]  # each copies the context: the watch
+    finally:
+        _WATCH.reset(token)
+    if not tasks:
+        return []
+    everything = asyncio.gather(*tasks)
+    stop = asyncio.ensure_future(watch.event.wait())
+    try:
+        await asyncio.wait({everything, stop}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        everything.cancel()
+        raise
+    finally:
+        stop.cancel()
+    if everything.done():
+        return everything.result()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if everything.done() and not everything.cancelled():
+        everything.exception()  # retrieved: the stop below is the error to report
+    records = [t.result() for t in tasks if not t.cancelled() and t.exception() is None]
+    server = watch.tripped or "?"
+    raise ServerUnreachableError(
+        f"Stopped: {watch.limit} requests in a row to {server} failed because the server "
+        f"could not be reached (last: {watch.last_error.get(server)}). Is it running? "
+        f"{len(records)} of {len(tasks)} rollouts had finished and are kept; the other "
+        f"{len(tasks) - len(records)} were not run.",
+        server, records, watch.limit,
+    )
+
+
+_OPENAI_SAMPLING_KEYS = frozenset({
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "stop", "seed",
+    "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias",
+    "extra_body", "extra_headers", "extra_query", "response_format", "tool_choice",
+    "parallel_tool_calls", "user", "reasoning_effort", "timeout",
+})
+
+
 def normalize_sampling_args(sampling_args: dict[str, Any] | None) -> dict[str, Any]:
     """Move non-OpenAI sampling keys (``top_k``, ``min_p``, ``repetition_penalty``,
     ``return_token_ids``, ...) into ``extra_body`` so the openai client sends them."""
     args = dict(sampling_args or {})
-    known = {
-        "temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "stop", "seed",
-        "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias",
-        "extra_body", "extra_headers", "extra_query", "response_format", "tool_choice",
-        "parallel_tool_calls", "user", "reasoning_effort", "timeout",
-    }
     extra = dict(args.pop("extra_body", None) or {})
     for key in list(args):
-        if key not in known:
+        if key not in _OPENAI_SAMPLING_KEYS:
             extra[key] = args.pop(key)
     if extra:
         args["extra_body"] = extra

@@ -27,9 +27,11 @@ from verifiers.clients import (
     ContextLengthError,
     ModelRequestError,
     RetryPolicy,
+    ServerUnreachableError,
     client_for_loop,
     create_chat,
     create_completion,
+    gather_until_unreachable,
     normalize_sampling_args,
 )
 from verifiers.envs.tool_call import ToolCall, plain_messages
@@ -503,10 +505,13 @@ class Environment(ABC):
         scorer = GroupScorer(self.rubric, todo) if score_rollouts else None
 
         async def one(row: dict[str, Any]) -> dict[str, Any]:
-            async with gate:
+            waiter = None
+            async with gate:  # generation and scoring share the concurrency limit
                 record = await self.run_rollout(client, model, row, sampling_args, score=False)
-            if scorer is not None:
-                await scorer.add(record)
+                if scorer is not None:  # the group's last rollout scores it; others wait
+                    waiter = await scorer.offer(record)
+            if waiter is not None:
+                await asyncio.shield(waiter)
             self._drop_responses(record)
             if on_result is not None:
                 on_result(record)
@@ -518,7 +523,12 @@ class Environment(ABC):
         records: list[dict[str, Any]] = []
         try:
             for begin in range(0, len(todo), size):
-                records += await asyncio.gather(*(one(r) for r in todo[begin:begin + size]))
+                batch = [one(r) for r in todo[begin:begin + size]]
+                records += await gather_until_unreachable(batch, self.retry_policy)
+        except ServerUnreachableError as exc:  # a dead server: keep what finished
+            exc.records = records + list(exc.records)  # earlier batches too
+            exc.results = GenerateOutputs(exc.records)
+            raise
         finally:
             if bar is not None:
                 bar.close()

@@ -72,21 +72,30 @@ class GroupScorer:
         self._scored: dict[Any, asyncio.Future] = {}
 
     async def add(self, record: dict[str, Any]) -> None:
+        """Add a finished record; returns once its example's group is scored."""
+        waiter = await self.offer(record)
+        if waiter is not None:
+            await asyncio.shield(waiter)
+
+    async def offer(self, record: dict[str, Any]) -> asyncio.Future | None:
+        """Add a finished record. The record that completes its group scores the group
+        here and gets ``None``; the others get a future that is done once it is scored (so
+        a caller holding a concurrency slot can release it before waiting for siblings)."""
         key = _key(record)
         group = self._done.setdefault(key, [])
         group.append(record)
         future = self._scored.get(key)
         if future is None:
             future = self._scored[key] = asyncio.get_running_loop().create_future()
-        if len(group) >= self._expected.get(key, 1):
-            try:
-                await score_records(self.rubric, group)
-            except BaseException:
-                future.cancel()
-                raise
-            future.set_result(None)
-        else:
-            await asyncio.shield(future)
+        if len(group) < self._expected.get(key, 1):
+            return future
+        try:
+            await score_records(self.rubric, group)
+        except BaseException:
+            future.cancel()
+            raise
+        future.set_result(None)
+        return None
 
 
 def _key(row: Mapping[str, Any]) -> Any:

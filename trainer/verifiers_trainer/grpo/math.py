@@ -423,17 +423,17 @@ def selective_log_softmax(logits: Tensor, ids: Tensor, temperature: float = 1.0)
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0; got {temperature}.")
-    if temperature != 1.0:
-        logits = logits / temperature
     index = ids.unsqueeze(-1)
     if logits.dtype in (torch.float32, torch.float64):
+        if temperature != 1.0:
+            logits = logits / temperature
         chosen = logits.gather(-1, index).squeeze(-1)
         lse = torch.stack([torch.logsumexp(row, dim=-1) for row in logits])
         return chosen - lse
-    rows = [
-        torch.log_softmax(row.float(), dim=-1).gather(-1, row_ids).squeeze(-1)
-        for row, row_ids in zip(logits, index, strict=True)
-    ]
+    rows = []
+    for row, row_ids in zip(logits, index, strict=True):  # upcast (then scale) one row at a time
+        row = row.float() if temperature == 1.0 else row.float() / temperature
+        rows.append(torch.log_softmax(row, dim=-1).gather(-1, row_ids).squeeze(-1))
     return torch.stack(rows)
 
 

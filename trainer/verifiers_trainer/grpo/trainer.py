@@ -511,8 +511,9 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
                        position_ids=positions.to(device), use_cache=False,
                        logits_to_keep=completion_len + 1).logits
-        logits = logits[:, :-1, :].float() / max(self.args.temperature, 1e-5)
-        return selective_log_softmax(logits, batch["completion_ids"].to(device))
+        # scaled by the temperature and upcast inside, a row at a time: no full-size copies
+        return selective_log_softmax(logits[:, :-1, :], batch["completion_ids"].to(device),
+                                     max(self.args.temperature, 1e-5))
 
     def _fill_buffer(self) -> None:
         args = self.args

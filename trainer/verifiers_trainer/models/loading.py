@@ -95,6 +95,9 @@ def get_model_and_tokenizer(
         model.config.pad_token_id = tokenizer.pad_token_id
     logger.info("loaded %s (%s, %.1fM parameters, %s)", model_name, type(model).__name__,
                 sum(p.numel() for p in model.parameters()) / 1e6, dtype)
+    from verifiers_trainer.models.precision import warn_if_emulated_bf16
+
+    warn_if_emulated_bf16(model)
     return model, tokenizer
 
 
