@@ -4,6 +4,7 @@ between). The hostile-program suite (the kernel layers under attack) is test_hos
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -330,3 +331,25 @@ def test_the_environment_refuses_at_load_time(monkeypatch, tmp_path):
         assert env is not None  # no tool, no sandbox needed
     finally:
         detect_isolation.cache_clear()
+
+
+def test_an_interpreter_under_the_hosts_tmp(tmp_path):
+    """A venv under the host's /tmp (CI clones, pytest's tmp_path) is bound read-only on top
+    of the sandbox's private /tmp instead of being hidden by it."""
+    import site
+    import subprocess
+    import sysconfig
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    assert str(venv).startswith("/tmp/")
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    here = [p for p in {sysconfig.get_paths()["purelib"], *site.getsitepackages()} if p]
+    (Path(purelib) / "host_packages.pth").write_text("\n".join(here) + "\n")
+    result = run_checked("import sys; print(sys.prefix)", python_executable=str(python))
+    assert result.output.strip().endswith(str(venv)), result
+    result = run_checked("open('/tmp/x', 'w').write('1'); print(open('/tmp/x').read())",
+                         python_executable=str(python))
+    assert "1" in result.output, result

@@ -202,12 +202,17 @@ def filesystem_args(roots: tuple[str, ...] | list[str], tmp_bytes: int, shm_byte
             args += ["--ro-bind", folder, folder]
     args += ["--perms", "0755", "--dir", "/etc",
              "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    # The private /tmp comes before the interpreter's folders: an interpreter or venv that
+    # lives under the host's /tmp is then bound on top of it, read-only, instead of being
+    # hidden by it.
+    args += ["--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     # bubblewrap would copy the modes of the host's folders above a bind (a 0700 /root
     # would hide a pyenv interpreter from the throwaway uid): make them 0755 first.
     parents: list[str] = []
     for target in [*roots, *(t for _, t in files)]:
         for parent in [str(p) for p in reversed(Path(target).parents)][1:]:
-            if parent not in parents and not any(_under(parent, d) for d in _SYSTEM_DIRS):
+            if parent not in parents and parent != "/tmp" and not any(
+                    _under(parent, d) for d in _SYSTEM_DIRS):
                 parents.append(parent)
     for parent in parents:
         args += ["--perms", "0755", "--dir", parent]
@@ -220,7 +225,6 @@ def filesystem_args(roots: tuple[str, ...] | list[str], tmp_bytes: int, shm_byte
         "--dev", "/dev",
         "--perms", "1777", "--size", str(shm_bytes), "--tmpfs", "/dev/shm",
         "--remount-ro", "/dev",
-        "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
         "--perms", "0755", "--dir", "/var", "--symlink", "/tmp", "/var/tmp",
         "--remount-ro", "/",
         "--chdir", "/tmp",
