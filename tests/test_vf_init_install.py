@@ -32,7 +32,9 @@ def throwaway_venv(root: Path) -> Path:
     python = root / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    Path(purelib, "outer-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # addsitedir, not a bare path: the outer site's own .pth files (editable installs) count
+    outer = sysconfig.get_paths()["purelib"]
+    Path(purelib, "outer-packages.pth").write_text(f"import site; site.addsitedir({outer!r})\n")
     return python
 
 

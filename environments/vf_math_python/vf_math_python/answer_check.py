@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 #: Seconds one symbolic check may take.
@@ -71,12 +72,28 @@ class _Helper:
             return None
         return line == "true"
 
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait()
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
-                pipe.close()
+                try:
+                    pipe.close()
+                except OSError:  # a request still buffered for a helper that is gone
+                    pass
+
+
+#: Helpers are started from this one long-lived thread: the kernel's parent-death signal
+#: follows the thread that started a process, and the threads that ask for checks (an
+#: event loop's executor) come and go.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vf-answer-check")
+
+
+def _new_helper() -> _Helper:
+    return _SPAWNER.submit(_Helper).result()
 
 
 class SymbolicChecker:
@@ -100,16 +117,16 @@ class SymbolicChecker:
     def equivalent(self, predicted: str, reference: str) -> bool:
         """Run the check; raises :class:`AnswerCheckTimeout` when it takes too long."""
         with self._slots:
-            try:
-                helper = self._idle.get_nowait()
-            except queue.Empty:
-                helper = _Helper()
-                with self._lock:
-                    self._all.add(helper)
+            helper = self._take_helper()
             try:
                 verdict = helper.check(predicted, reference, self.timeout)
-            except OSError:
-                verdict = None
+            except OSError:  # the helper died under us (not a slow check): once more, fresh
+                self._forget(helper)
+                helper = self._take_helper()
+                try:
+                    verdict = helper.check(predicted, reference, self.timeout)
+                except OSError:
+                    verdict = None
             if verdict is None:
                 with self._lock:
                     self._all.discard(helper)
@@ -119,6 +136,26 @@ class SymbolicChecker:
                     f"math-verify/sympy took longer than {self.timeout:g} s and was stopped")
             self._idle.put(helper)
             return verdict
+
+    def _take_helper(self) -> _Helper:
+        """An idle helper that is still running, else a new one."""
+        while True:
+            try:
+                helper = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            if helper.alive():
+                return helper
+            self._forget(helper)
+        helper = _new_helper()
+        with self._lock:
+            self._all.add(helper)
+        return helper
+
+    def _forget(self, helper: _Helper) -> None:
+        with self._lock:
+            self._all.discard(helper)
+        helper.kill()
 
     def close(self) -> None:
         with self._lock:
