@@ -1,4 +1,5 @@
-"""The user's documented snippets (seeds 000-002), run as written against a local server.
+"""The documented snippets (verifiers 0.1.x's training guide, its evaluation and its
+environment docs), run as written against a local server.
 
 Differences from the documents, all forced by the machine (no network, no paid API):
 ``OpenAI()`` is a client of a real local OpenAI-compatible server whose "model" answers the
@@ -50,7 +51,7 @@ def client(make_scripted_server):
     return make_scripted_server(handler=solver).sync_client()
 
 
-def test_seed_001_evaluation_and_generation(client, capsys):
+def test_evaluation_docs_evaluation_and_generation(client, capsys):
     # Create or load environment
     vf_env = vf.load_environment("math-python", dataset_name="arithmetic", num_train_examples=1000)
 
@@ -77,7 +78,7 @@ def test_seed_001_evaluation_and_generation(client, capsys):
     assert set(dataset.column_names) >= {"prompt", "completion", "answer", "reward", "correct_answer"}
 
 
-def test_seed_002_environments_as_reward_functions(client, tiny_tokenizer):
+def test_environment_docs_environments_as_reward_functions(client, tiny_tokenizer):
     vf_env = vf.load_environment("math-python")
     # Generate training data with rewards
     results = vf_env.generate(client=client, model="gpt-4.1-mini", n_samples=50)
@@ -99,7 +100,7 @@ def test_seed_002_environments_as_reward_functions(client, tiny_tokenizer):
         assert batch["rewards"] == 1.0
 
 
-def test_seed_002_any_openai_compatible_client(make_scripted_server):
+def test_environment_docs_any_openai_compatible_client(make_scripted_server):
     from openai import OpenAI
 
     server = make_scripted_server(handler=solver)
@@ -110,8 +111,8 @@ def test_seed_002_any_openai_compatible_client(make_scripted_server):
     assert results["rewards"] == [1.0] * 10
 
 
-def test_seed_000_rubric_patterns(client):
-    """Seed 000: RubricGroup phase weights, sync rollout + score_rollout_sync, score_rollouts."""
+def test_training_guide_rubric_patterns(client):
+    """The training guide: RubricGroup phase weights, sync rollout + score_rollout_sync, score_rollouts."""
     vf_env = vf.load_environment("math-python", use_tools=False)
     row = vf_env.get_dataset()[0]
     completion, _ = vf_env.rollout(client=client, model="gpt-4.1-mini", prompt=row["prompt"],
@@ -136,7 +137,7 @@ def test_seed_000_rubric_patterns(client):
 
 
 # ---------------------------------------------------------------------------------------
-# Seed 000: generation, rubrics, judges and evaluation
+# The training guide: generation, rubrics, judges and evaluation
 # ---------------------------------------------------------------------------------------
 # The documents' `env` is a SingleTurnEnv with XMLParser(["reasoning", "answer"]); here its
 # "model" is a scripted server that answers the arithmetic questions in that format. Calls
@@ -164,7 +165,7 @@ def xml_server(make_scripted_server, monkeypatch):
     return server
 
 
-def seed_000_env(n=40, **kwargs):
+def xml_math_env(n=40, **kwargs):
     from verifiers.envs import SingleTurnEnv
     from verifiers.parsers import XMLParser
     from verifiers.rubrics import Rubric
@@ -181,7 +182,7 @@ def seed_000_env(n=40, **kwargs):
     return SingleTurnEnv(dataset=arithmetic_rows(n), parser=parser, rubric=custom_rubric, **kwargs)
 
 
-def test_seed_000_online_generation(xml_server):
+def test_training_guide_online_generation(xml_server):
     from types import SimpleNamespace
 
     pytest.importorskip("verifiers_trainer")
@@ -227,7 +228,7 @@ def test_seed_000_online_generation(xml_server):
             return prompts, all_completions, all_rewards
 
     trainer_like = SimpleNamespace(  # the attributes get_batch reads from the trainer
-        env=seed_000_env(), client=xml_server.sync_client(), model="gpt-3.5-turbo",
+        env=xml_math_env(), client=xml_server.sync_client(), model="gpt-3.5-turbo",
         config=SimpleNamespace(batch_size=4, group_size=2, temperature=0.7))
     prompts, completions, rewards = OnlineGRPOTrainer.get_batch(trainer_like)
     assert len(prompts) == 4 and len(completions) == 8
@@ -235,10 +236,10 @@ def test_seed_000_online_generation(xml_server):
     assert {r["temperature"] for r in xml_server.requests} == {0.7}
 
 
-def test_seed_000_offline_generation(xml_server, tmp_path, monkeypatch):
+def test_training_guide_offline_generation(xml_server, tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.chdir(tmp_path)
-    env = seed_000_env(n=300)
+    env = xml_math_env(n=300)
 
     # Generate dataset
     print("Generating training data...")
@@ -264,7 +265,7 @@ def test_seed_000_offline_generation(xml_server, tmp_path, monkeypatch):
     assert {r["temperature"] for r in xml_server.requests} == {0.8}
 
 
-def test_seed_000_multi_reward_rubric_group(xml_server):
+def test_training_guide_multi_reward_rubric_group(xml_server):
     from verifiers.rubrics import Rubric, RubricGroup
 
     parser = vf.XMLParser(["reasoning", "answer"])
@@ -320,7 +321,7 @@ def test_seed_000_multi_reward_rubric_group(xml_server):
     assert all(1.0 < r < 1.0 + 0.7 + 0.15 for r in mixed["rewards"])
 
 
-def test_seed_000_judge_rubric(xml_server, make_scripted_server):
+def test_training_guide_judge_rubric(xml_server, make_scripted_server):
     from openai import OpenAI
 
     from verifiers.envs import SingleTurnEnv
@@ -362,11 +363,11 @@ Score from 0-10 and explain your reasoning.
     assert "Question: What is 0 + 1?" in judge.requests[0]["messages"][-1]["content"]
 
 
-def test_seed_000_periodic_evaluation(xml_server):
+def test_training_guide_periodic_evaluation(xml_server):
     from types import SimpleNamespace
 
     torch = pytest.importorskip("torch")
-    env = seed_000_env(n=6)
+    env = xml_math_env(n=6)
 
     class EvaluatingGRPOTrainer:  # the documents subclass GRPOTrainer; only evaluate runs here
         def evaluate(self):
@@ -412,7 +413,7 @@ def test_seed_000_periodic_evaluation(xml_server):
     assert trainer.model.training
 
 
-def test_seed_000_multi_metric_tracking(xml_server):
+def test_training_guide_multi_metric_tracking(xml_server):
     import time
 
     import numpy as np
@@ -457,14 +458,14 @@ def test_seed_000_multi_metric_tracking(xml_server):
             for metric, values in metrics.items()
         }
 
-    env = seed_000_env(n=5)
+    env = xml_math_env(n=5)
     summary = comprehensive_evaluation("gpt-4.1-mini", env, env.get_dataset())
     assert summary["reward"] == pytest.approx(1.2)
     assert summary["format_compliance"] == 1.0 and summary["answer_accuracy"] == 1.0
     assert summary["response_length"] == 1.0 and len(xml_server.requests) == 5
 
 
-def test_seed_002_eval_split(client):
+def test_environment_docs_eval_split(client):
     env = vf.load_environment("math-python", eval_split="test")
     results = env.evaluate(client=client, model="gpt-4.1-mini", num_examples=5)
     assert results["rewards"] == [1.0] * 5
