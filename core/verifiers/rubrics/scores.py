@@ -12,7 +12,49 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 
-class RolloutScore(MutableMapping[str, float]):
+class _RewardAndMetrics(MutableMapping[str, Any]):
+    """The mapping view both score records share: ``"reward"`` first, then the metrics."""
+
+    __slots__ = ()
+    reward: Any
+    metrics: dict[str, Any]
+    _noun = "a score"
+
+    @staticmethod
+    def _reward_value(value: Any) -> Any:
+        return value
+
+    @staticmethod
+    def _metric_value(value: Any) -> Any:
+        return value
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "reward":
+            return self.reward
+        return self.metrics[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key == "reward":
+            self.reward = self._reward_value(value)
+        else:
+            self.metrics[key] = self._metric_value(value)
+
+    def __delitem__(self, key: str) -> None:
+        if key == "reward":
+            raise KeyError(f"'reward' cannot be removed from {self._noun}")
+        del self.metrics[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield "reward"
+        yield from self.metrics
+
+    def __len__(self) -> int:
+        return 1 + len(self.metrics)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class RolloutScore(_RewardAndMetrics):
     """The score of one rollout: ``reward`` (the weighted sum) and ``metrics`` (each reward
     function's value by name). As a mapping: ``{"reward": reward, **metrics}``."""
 
@@ -37,35 +79,16 @@ class RolloutScore(MutableMapping[str, float]):
             return cls(scores["reward"], scores["metrics"])
         return cls(scores["reward"], {k: v for k, v in scores.items() if k != "reward"})
 
-    def __getitem__(self, key: str) -> float:
-        if key == "reward":
-            return self.reward
-        return self.metrics[key]
+    _noun = "a rollout score"
 
-    def __setitem__(self, key: str, value: float) -> None:
-        if key == "reward":
-            self.reward = float(value)
-        else:
-            self.metrics[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        if key == "reward":
-            raise KeyError("'reward' cannot be removed from a rollout score")
-        del self.metrics[key]
-
-    def __iter__(self) -> Iterator[str]:
-        yield "reward"
-        yield from self.metrics
-
-    def __len__(self) -> int:
-        return 1 + len(self.metrics)
+    @staticmethod
+    def _reward_value(value: Any) -> Any:
+        return float(value)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Mapping):
             return _same(dict(self), dict(other))
         return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"RolloutScore(reward={self.reward!r}, metrics={self.metrics!r})"
@@ -75,7 +98,7 @@ class RolloutScore(MutableMapping[str, float]):
         return {"reward": self.reward, "metrics": dict(self.metrics)}
 
 
-class RolloutScores(MutableMapping[str, list[float]]):
+class RolloutScores(_RewardAndMetrics):
     """The scores of a batch of rollouts: ``reward`` (one per rollout) and ``metrics``
     (``{function name: [one value per rollout]}``). As a mapping: ``{"reward": [...],
     **metrics}``. ``scores.rollout(i)`` is rollout ``i``'s :class:`RolloutScore`."""
@@ -129,28 +152,15 @@ class RolloutScores(MutableMapping[str, list[float]]):
                 "value per metric for each rollout, in input order."
             )
 
-    def __getitem__(self, key: str) -> list[float]:
-        if key == "reward":
-            return self.reward
-        return self.metrics[key]
+    _noun = "rollout scores"
 
-    def __setitem__(self, key: str, value: list[float]) -> None:
-        if key == "reward":
-            self.reward = list(value)
-        else:
-            self.metrics[key] = list(value)
+    @staticmethod
+    def _reward_value(value: Any) -> Any:
+        return list(value)
 
-    def __delitem__(self, key: str) -> None:
-        if key == "reward":
-            raise KeyError("'reward' cannot be removed from rollout scores")
-        del self.metrics[key]
-
-    def __iter__(self) -> Iterator[str]:
-        yield "reward"
-        yield from self.metrics
-
-    def __len__(self) -> int:
-        return 1 + len(self.metrics)
+    @staticmethod
+    def _metric_value(value: Any) -> Any:
+        return list(value)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Mapping):
@@ -161,8 +171,6 @@ class RolloutScores(MutableMapping[str, list[float]]):
                 for k in mine
             )
         return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"RolloutScores(reward={self.reward!r}, metrics={self.metrics!r})"
