@@ -236,7 +236,7 @@ def fast_http_client() -> Any:
     except ImportError:
         return None
     http = openai.DefaultAioHttpClient()
-    http._vf_lean_ok = True  # nothing configured on it: the lean path may replace it
+    http._vf_lean_ok = True  # type: ignore[attr-defined]  # nothing configured on it: the lean path may replace it
     return http
 
 
@@ -464,8 +464,8 @@ async def gather_until_unreachable(
         _WATCH.reset(token)
     if not tasks:
         return []
-    everything = asyncio.gather(*tasks)
-    stop = asyncio.ensure_future(watch.event.wait())
+    everything: asyncio.Future[Any] = asyncio.gather(*tasks)
+    stop: asyncio.Future[Any] = asyncio.ensure_future(watch.event.wait())
     try:
         await asyncio.wait({everything, stop}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:

@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency; the fallback i
     def _dumps(obj: Any) -> bytes:
         return json.dumps(obj, default=_to_jsonable, separators=(",", ":")).encode()
 
-    _loads = json.loads
+    _loads = json.loads  # type: ignore[assignment]
     _DecodeError = (ValueError,)
 
 __all__ = [
@@ -313,7 +313,8 @@ def _env_proxy(url: str) -> str | None:
     proxies = urllib.request.getproxies_environment()
     parts = urllib.parse.urlsplit(url)
     proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if not proxy or bypass(parts.hostname or "", proxies):
         return None
     return proxy
 

@@ -98,7 +98,7 @@ def load_endpoints(path: str | None) -> dict[str, dict[str, str]]:
     verifiers 0.1.x reads it: ``{"short-name": {"model": ..., "url": ..., "key": VAR}}``.
     Without ``-e``, ``./configs/endpoints.py`` is used when it exists."""
     explicit = path is not None
-    file = Path(path if explicit else DEFAULT_ENDPOINTS)
+    file = Path(path) if path is not None else Path(DEFAULT_ENDPOINTS)
     if file.is_dir():
         file = file / "endpoints.py"
     if not file.is_file():
@@ -230,7 +230,7 @@ def check_saved_settings(settings: Any, source: str) -> dict[str, Any]:
     if missing:
         raise UsageError(f"{source} is incomplete: its settings lack {missing}. Start a new run "
                          "instead (or restore the file).")
-    kinds = {"env_id": str, "model": str, "base_url": str, "api_key_var": str,
+    kinds: dict[str, type | tuple[type, ...]] = {"env_id": str, "model": str, "base_url": str, "api_key_var": str,
              "env_args": dict, "sampling_args": dict, "num_examples": int,
              "rollouts_per_example": int, "max_concurrent": int, "max_retries": int,
              "timeout": (int, float)}

@@ -129,8 +129,8 @@ class Environment(ABC):
         keep_responses: bool = True,
         **kwargs: Any,
     ) -> None:
-        misspelt = {k: difflib.get_close_matches(k, _PARAMETERS, n=1, cutoff=0.8) for k in kwargs}
-        misspelt = {k: m[0] for k, m in misspelt.items() if m and m[0] != k}
+        close = {k: difflib.get_close_matches(k, _PARAMETERS, n=1, cutoff=0.8) for k in kwargs}
+        misspelt = {k: m[0] for k, m in close.items() if m and m[0] != k}
         if misspelt:
             hints = ", ".join(f"{k!r} (did you mean {m!r}?)" for k, m in misspelt.items())
             raise TypeError(

@@ -109,7 +109,8 @@ class ToolEnv(MultiTurnEnv):
 
         ``state=`` (the rollout's state, passed by :meth:`env_response`) counts failures in
         ``state["tool_errors"]`` and reaches :meth:`invoke_tool`."""
-        state: State = kwargs.get("state") if kwargs.get("state") is not None else {}
+        given = kwargs.get("state")
+        state: State = given if given is not None else {}
         content, ok = await self._run_tool(tool_name, tool_args, state)
         if not ok:
             state["tool_errors"] = state.get("tool_errors", 0) + 1
