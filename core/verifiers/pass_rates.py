@@ -6,13 +6,10 @@ any example has. Failed rollouts are left out, as in the other summaries."""
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from typing import Any
 
-from verifiers.results import pass_at_k
-
-KS = (1, 2, 4, 8, 16, 32, 64, 128)
+from verifiers.results import pass_at_k_by_example
 
 
 def binary_metric_pass_at_k(results: Any) -> dict[str, dict[int, float]]:
@@ -28,11 +25,7 @@ def binary_metric_pass_at_k(results: Any) -> dict[str, dict[int, float]]:
         scored = [v for group in by_example.values() for v in group]
         if not scored or any(v not in (0.0, 1.0) for v in scored):
             continue
-        fewest = min(len(group) for group in by_example.values())
-        out[name] = {
-            k: statistics.fmean(pass_at_k(len(g), int(sum(g)), k) for g in by_example.values())
-            for k in KS if k <= fewest
-        }
+        out[name] = pass_at_k_by_example(list(by_example.values()))
     return out
 
 

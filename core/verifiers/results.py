@@ -179,6 +179,19 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(clean), "std": std, "n": len(clean)}
 
 
+PASS_AT_K = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+def pass_at_k_by_example(groups: list[list[float]]) -> dict[int, float]:
+    """Mean pass@k over examples, each a list of its rollouts' 0/1 values, for every k up to
+    the smallest group's size."""
+    fewest = min(len(g) for g in groups)
+    return {
+        k: statistics.fmean(pass_at_k(len(g), int(sum(g)), k) for g in groups)
+        for k in PASS_AT_K if k <= fewest
+    }
+
+
 def summarize(results: GenerateOutputs) -> dict[str, Any]:
     """Means and standard deviations over successful rollouts, pass@k where rewards are
     binary, error counts by reason, and timing."""
@@ -200,12 +213,7 @@ def summarize(results: GenerateOutputs) -> dict[str, Any]:
         by_example: dict[Any, list[float]] = defaultdict(list)
         for i in ok:
             by_example[results["example_ids"][i]].append(results["rewards"][i])
-        n = min(len(v) for v in by_example.values())
-        ks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128) if k <= n]
-        summary["pass_at_k"] = {
-            k: statistics.fmean(pass_at_k(len(v), int(sum(v)), k) for v in by_example.values())
-            for k in ks
-        }
+        summary["pass_at_k"] = pass_at_k_by_example(list(by_example.values()))
     timings = [s.get("timing", {}) for s in results["states"]]
     summary["timing"] = {
         key: _stats([float(t[key]) for t in timings if key in t])
