@@ -23,8 +23,11 @@ BENCHES = {
     "rollouts": [str(HERE / "bench_rollouts.py"), "--json"],
     "inference": [str(HERE / "bench_inference.py"), "--model", "tiny", "--json"],
     "trainer": [str(HERE / "bench_trainer.py"), "--json"],
+    "sandbox": [str(HERE / "bench_sandbox.py"), "--json"],
+    "scoring": [str(HERE / "bench_scoring.py"), "--json"],
 }
-NEEDS = {"inference": ("verifiers_trainer", "torch"), "trainer": ("verifiers_trainer", "trl")}
+NEEDS = {"inference": ("verifiers_trainer", "torch"), "trainer": ("verifiers_trainer", "trl"),
+         "sandbox": ("vf_math_python",)}
 
 
 def missing(name: str) -> list[str]:
@@ -32,7 +35,7 @@ def missing(name: str) -> list[str]:
 
 
 def line(measure: str, value: str, peer: str, ratio: float | None, goal: str = "") -> str:
-    shown = f"{ratio:.2f}x" if ratio is not None else "-"
+    shown = "-" if ratio is None else f"{ratio:.2f}x" if ratio >= 0.01 else f"{ratio:.0e}x"
     return f"{measure:<34} {value:>13}   {peer:<34} {shown:>7}   {goal}"
 
 
@@ -98,6 +101,26 @@ def rows_for(row: dict) -> list[str]:
                  row["step_time_ratio"], verdict(row["step_time_ratio"], row["step_time_goal"])),
             line("GRPO peak memory", f"{row['ours_peak_rss_gb']:.2f} GB", "TRL GRPOTrainer",
                  row["memory_ratio"], verdict(row["memory_ratio"], row["memory_goal"])),
+        ]
+    if bench == "sandbox":
+        now = row["now"]
+        out = [line("python tool, fresh sandbox call", f"{now['fresh_call_ms']:.1f} ms",
+                    "bare `python -I -c pass`", row["fresh_over_bare_python"]),
+               line("python tool, warm persistent call", f"{now['warm_call_ms']:.3f} ms", "", None),
+               line("fresh call + import sympy", f"{now['fresh_sympy_call_ms']:.1f} ms", "", None)]
+        if "before" in row:
+            out.append(line("", "", "older package (--before)",
+                            round(now["fresh_call_ms"] / row["before"]["fresh_call_ms"], 2)))
+        return out
+    if bench == "scoring":
+        return [
+            line("sync reward call (worker thread)", f"{row['sync_us_per_call']:.1f} us",
+                 "async reward call (event loop)", row["thread_overhead_ratio"]),
+            line("XMLParser, 1 MB adversarial", f"{row['xmlparser_1mb_ms']:.2f} ms",
+                 "0.1.x pattern on 500 chars", row["xmlparser_1mb_ms"]
+                 / max(row["pattern_500_chars_ms"], 1e-3)),
+            line("0.1.x pattern, 2x the input", "", "the same pattern, 1x", row["pattern_growth_2x_input"],
+                 "(grows much faster than linear)"),
         ]
     return [json.dumps(row)]
 
