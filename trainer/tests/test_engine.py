@@ -13,7 +13,6 @@ import torch
 
 import verifiers as vf
 from verifiers_trainer import InProcessEngine
-from verifiers_trainer.inference.engine import parse_tool_calls
 
 QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]
 IDS = {"return_token_ids": True}
@@ -406,25 +405,6 @@ def test_tool_env_rollout_calls_the_tool_and_turns_extend(tiny):
     env_tokens = len(second["prompt_token_ids"]) - len(seen)
     assert mask == ([1] * len(first["completion_token_ids"]) + [0] * env_tokens
                     + [1] * len(second["completion_token_ids"]))
-
-
-def test_tool_call_parser():
-    content, calls = parse_tool_calls(
-        'Let me add.\n<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
-        '\n<tool_call>\n{"name": "add", "arguments": "{\\"a\\": 3}"}\n</tool_call>'
-    )
-    assert content == "Let me add."
-    assert [c["function"] for c in calls] == [
-        {"name": "add", "arguments": '{"a": 1, "b": 2}'}, {"name": "add", "arguments": '{"a": 3}'},
-    ]
-    assert len({c["id"] for c in calls}) == 2 and all(c["type"] == "function" for c in calls)
-    # not JSON, or no name: left in the content, no call
-    for text in ("<tool_call>\nnot json\n</tool_call>", '<tool_call>{"arguments": {}}</tool_call>',
-                 "no calls at all"):
-        assert parse_tool_calls(text) == (text, [])
-    # an unclosed call at the end of the output (stopped at eos) still counts
-    content, calls = parse_tool_calls('<tool_call>\n{"name": "f", "arguments": {}}')
-    assert content == "" and calls[0]["function"] == {"name": "f", "arguments": "{}"}
 
 
 def test_parsed_tool_calls_come_back_as_openai_tool_calls(tiny):
