@@ -270,6 +270,43 @@ def test_completions_api_returns_legacy_logprobs_and_token_ids(tiny):
     assert [m.id for m in models.data] == ["local"]
 
 
+def _shape(value: Any, key: str | None = None) -> Any:
+    """The keys of a JSON value, recursively (a list by its first item; the legacy
+    ``top_logprobs`` maps, keyed by token text, as one ``<token>`` key)."""
+    if key == "top_logprobs" and value and isinstance(value[0], dict) and "token" not in value[0]:
+        return [{"<token>": None}]
+    if isinstance(value, dict):
+        return {k: _shape(item, k) for k, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return None
+
+
+def test_engine_and_scripted_server_answer_in_the_same_wire_shape(tiny):
+    """Both render with ``verifiers.utils.openai_wire``: the same fields, set the same way
+    (the engine adds vLLM's ``stop_reason``)."""
+    from verifiers.testing import ScriptedServer
+
+    model, tokenizer = tiny
+    engine = InProcessEngine(model, tokenizer)
+    chat_kwargs = dict(model="local", messages=QUESTION, max_tokens=4, temperature=0,
+                       logprobs=True, top_logprobs=2, extra_body=IDS)
+    text_kwargs = dict(model="local", prompt="def f(x):", max_tokens=4, temperature=0,
+                       logprobs=2, extra_body=IDS)
+
+    async def ask(client: Any) -> tuple[Any, Any]:
+        return (await client.chat.completions.create(**chat_kwargs),
+                await client.completions.create(**text_kwargs))
+
+    with ScriptedServer(default_reply="four") as server:
+        scripted = asyncio.run(ask(server.client()))
+    local = asyncio.run(ask(engine))
+    for ours, theirs in zip(local, scripted, strict=True):
+        mine = _shape(ours.model_dump(exclude_unset=True))
+        assert mine["choices"][0].pop("stop_reason", "missing") is None
+        assert mine == _shape(theirs.model_dump(exclude_unset=True))
+
+
 # -- environments through the engine ----------------------------------------------------------
 
 
