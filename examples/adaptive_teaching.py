@@ -1,4 +1,4 @@
-"""The Trainers API reference's example: train a teacher model with adaptive teaching, on local models.
+"""ATLAS's API reference's example: train a teacher model with adaptive teaching, on local models.
 
 A teacher (the model trained) writes guidance for a student; its reward is how much the
 guidance improves the student's answers (``AdaptiveTeachingReward``). The reference trains

@@ -1,5 +1,5 @@
-"""EasyDeL's GRPO tutorial and the Trainers API reference: ``GRPOTrainer`` built from reward functions and a dataset with a
-``prompt`` column, instead of an environment (TRL's convention).
+"""EasyDeL's GRPO tutorial and ATLAS's API reference: ``GRPOTrainer`` built from reward
+functions and a dataset with a ``prompt`` column, instead of an environment (TRL's convention).
 
 The tutorial shows this with EasyDeL (``ed.GRPOTrainer(arguments=config, vinference=...,
 model=..., reward_funcs=..., train_dataset=..., processing_class=...)``); the reference lists the
@@ -69,7 +69,7 @@ def reasoning_reward(prompts, completions, **kwargs):
     return rewards
 
 
-# The Trainers API reference, "Custom Reward Function"
+# ATLAS's API reference, "Custom Reward Function"
 def compute_custom_reward(prompt, completion):
     return min(1.0, len(_text(completion).split()) / 50)  # longer explanations, up to 50 words
 
