@@ -74,7 +74,7 @@ def test_learns_a_toy_task_with_the_in_process_engine(tiny, tmp_path):
     assert end >= 0.8
 
 
-def test_seed_000_form_and_reward_function_form(tiny, tmp_path):
+def test_training_guide_form_and_reward_function_form(tiny, tmp_path):
     model, tokenizer = tiny
     env = make_env(tokenizer, n=16)
     trainer = GRPOTrainer(model=model, tokenizer=tokenizer, env=env,
