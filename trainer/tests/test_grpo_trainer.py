@@ -58,7 +58,7 @@ def tiny(tiny_model_path):
 
 
 def test_learns_a_toy_task_with_the_in_process_engine(tiny, tmp_path):
-    """Deterministic on a loaded machine: the random seeds fix the model and the sampling, and one
+    """Deterministic on a loaded machine: random seeds fix the model and the sampling, and one
     rollout in flight (``max_concurrent=1``) makes every engine batch a single request, so
     how requests happen to be batched (which depends on the machine's speed) cannot change
     what is sampled. Measured: 5 runs on a 2-core machine at load averages 8.6 to 14.4 all
