@@ -724,7 +724,9 @@ class _Engine:
                 wire.tool_call(call.id or f"call_{seq}_{index}_{i}", call.name, call.arguments_json)
                 for i, call in enumerate(gen.tool_calls)
             ]
-            logprobs = wire.chat_logprobs(_chat_logprobs(gen.token_ids, top_k)) if want_logprobs else None
+            logprobs = None
+            if want_logprobs:
+                logprobs = wire.chat_logprobs(_chat_logprobs(gen.token_ids, top_k))
             choices.append(wire.chat_choice(
                 index,
                 wire.assistant_message(gen.content, calls or None),

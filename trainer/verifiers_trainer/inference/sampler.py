@@ -127,7 +127,8 @@ class Sampler:
                 else:
                     chosen[j] = torch.multinomial(probs[k], 1, generator=generator)[0]
             if unseeded:
-                draws = torch.multinomial(probs[unseeded], 1, generator=self.unseeded_rng()).squeeze(1)
+                rng = self.unseeded_rng()
+                draws = torch.multinomial(probs[unseeded], 1, generator=rng).squeeze(1)
                 chosen[[sampled[k] for k in unseeded]] = draws
         return chosen
 
