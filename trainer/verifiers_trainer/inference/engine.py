@@ -17,6 +17,9 @@ because torch on CPU slows down 4-7x once two threads use it (see ``generate_in_
 Generation always uses the model's current weights: the engine holds the trainer's model
 itself (no copy), takes ``engine.lock`` for each batch (a trainer can take it too), switches
 to eval mode, computes under ``torch.inference_mode`` and restores train mode after.
+
+Next to it: ``sampler`` (sampling settings, token choice, stop rules), ``openai_client`` (the
+OpenAI-shaped namespaces: requests in, responses out) and ``tool_calls`` (tool-call parsing).
 """
 
 from __future__ import annotations
