@@ -1,6 +1,6 @@
-"""Local stand-ins for what the seed snippets get from the network, shared by the examples.
+"""Local stand-ins for what the documented snippets get from the network, shared by the examples.
 
-The seed documents call a paid API (``OpenAI()`` with ``model="gpt-4.1-mini"``) and
+The documents call a paid API (``OpenAI()`` with ``model="gpt-4.1-mini"``) and
 download models from the Hugging Face Hub. The examples run offline instead:
 
 - ``policy_client(options, handler)``: a client and a model name. With ``--model`` (and

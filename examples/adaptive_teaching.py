@@ -1,7 +1,7 @@
-"""Seed 004's example: train a teacher model with adaptive teaching, on local models.
+"""ATLAS's API reference's example: train a teacher model with adaptive teaching, on local models.
 
 A teacher (the model trained) writes guidance for a student; its reward is how much the
-guidance improves the student's answers (``AdaptiveTeachingReward``). The seed trains
+guidance improves the student's answers (``AdaptiveTeachingReward``). The reference trains
 ATLAS-8B-Instruct with ATLAS-8B-Thinking as the student, from the Hugging Face Hub; here
 both are SmolLM2-135M-Instruct (found or converted locally), and the questions are
 vf-math-python's generated arithmetic (``question`` -> ``prompt``, ``answer`` ->
@@ -11,9 +11,9 @@ vf-math-python's generated arithmetic (``question`` -> ``prompt``, ``answer`` ->
     python examples/adaptive_teaching.py --tiny                # tiny random models, seconds
     python examples/adaptive_teaching.py --teacher PATH --student PATH --max-steps 100
 
-The seed's settings are kept where they run here. Two differ: ``max_steps`` is set (the
+The reference's settings are kept where they run here. Two differ: ``max_steps`` is set (the
 GRPO trainers count optimizer steps), and ``per_device_train_batch_size`` counts
-completions, so it holds whole groups of ``num_generations`` (the seed's 4 with 8
+completions, so it holds whole groups of ``num_generations`` (the reference's 4 with 8
 generations does not). On a CPU, SmolLM2 writes about 15 tokens a second: keep
 ``--max-completion-length`` small.
 """

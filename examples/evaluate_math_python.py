@@ -1,5 +1,5 @@
-"""Seed 001, "Environment Evaluation" (and seed 002's "OpenAI-Compatible Client
-Integration"): evaluate a model on vf-math-python, generate training data, make a dataset.
+"""The training and evaluation guide, "Environment Evaluation" (and its "OpenAI-Compatible
+Client Integration"): evaluate a model on vf-math-python, generate training data, make a dataset.
 
 The snippet's code is below as written, with two substitutions the machine forces:
 ``OpenAI()`` becomes a client of a local OpenAI-compatible server whose "model" solves the
@@ -50,7 +50,7 @@ def main() -> None:
             client, model = stack.enter_context(
                 _stand_ins.policy_client(options, _stand_ins.arithmetic_solver))
 
-        # -- seed 001 -------------------------------------------------------------------------
+        # -- the training and evaluation guide -------------------------------------------------
         # Create or load environment
         vf_env = vf.load_environment("math-python", dataset_name=options.dataset,
                                      num_train_examples=1000)

@@ -1,10 +1,11 @@
-"""Seeds 001 and 002, every ``GRPOConfig`` setting they show, set as written; then a short
-run, evaluated through the environment before and after, optionally with seed 002's LoRA
+"""The training and evaluation guide and the GRPOTrainer guide: every ``GRPOConfig`` setting
+they show, set as written; then a short run, evaluated through the environment before and
+after, optionally with the GRPOTrainer guide's LoRA
 (``--lora``: ``vf.lora_defaults(r=8, alpha=16)``).
 
-The settings block is the seeds' text (batch, generation, length limits, schedule, GRPO
+The settings block is the guides' text (batch, generation, length limits, schedule, GRPO
 objective, asynchronous generation, evaluation, advanced sampling, memory, monitoring).
-The seeds' values are for a GPU run of 500 steps; after them, the script sizes the run for
+The guides' values are for a GPU run of 500 steps; after them, the script sizes the run for
 a CPU (``--tiny``: a tiny offline model, 2 steps) and prints the settings that train.
 ``report_to = "wandb"`` is kept only with ``--wandb`` (wandb installed and logged in).
 
@@ -26,9 +27,9 @@ import _stand_ins
 import verifiers as vf
 
 
-def seed_settings(args):
-    """The seeds' settings, as written."""
-    # -- seed 001, "Using Defaults" / "Key Parameters" --
+def documented_settings(args):
+    """The guides' settings, as written."""
+    # -- the training and evaluation guide, "Using Defaults" / "Key Parameters" --
     # Batch configuration
     args.per_device_train_batch_size = 8    # Samples per GPU
     args.num_generations = 16               # Completions per prompt
@@ -47,7 +48,7 @@ def seed_settings(args):
     args.temperature = 1.0                  # Sampling temperature
     args.top_p = 1.0                        # Nucleus sampling
 
-    # -- seed 002, "Key Hyperparameters" --
+    # -- the GRPOTrainer guide, "Key Hyperparameters" --
     # Sampling configuration
     args.max_tokens = 1024           # Max tokens per (turn-level) response
     args.top_k = None              # Top-k filtering (None = disabled)
@@ -111,7 +112,7 @@ def main() -> None:
     env = vf.load_environment("math-python", eval_split="test", use_tools=False,
                               difficulty="easy", num_eval_examples=8)
     model, tokenizer = vf.get_model_and_tokenizer(model_name)
-    args = seed_settings(vf.grpo_defaults(run_name="experiment"))
+    args = documented_settings(vf.grpo_defaults(run_name="experiment"))
 
     # Sized for a CPU. The batch rule: per_device_train_batch_size x processes x
     # gradient_accumulation_steps must be whole groups of num_generations.
@@ -143,7 +144,7 @@ def main() -> None:
                  "max_grad_norm", "sync_ref_model", "gradient_checkpointing"):
         print(f"  {name} = {getattr(args, name)!r}")
 
-    # Parameter-efficient training (seed 002)
+    # Parameter-efficient training (the GRPOTrainer guide)
     trainer = vf.GRPOTrainer(
         model=model,
         processing_class=tokenizer,

@@ -1,8 +1,8 @@
-"""Seed 000, "Reinforcement Learning from AI Feedback (RLAIF)": a ``JudgeRubric`` with two
+"""The training guide, "Reinforcement Learning from AI Feedback (RLAIF)": a ``JudgeRubric`` with two
 judge models whose scores are averaged, in a ``SingleTurnEnv``; evaluate a policy with it,
 then (``--train``) train on the judges' scores with ``GRPOTrainer``.
 
-The seed's ``JudgeRubric(judge_models=["gpt-4", "claude-2"], aggregation="mean",
+The guide's ``JudgeRubric(judge_models=["gpt-4", "claude-2"], aggregation="mean",
 client=openai_client, template=...)`` is kept as written. Offline, ``openai_client`` talks
 to a local scripted server that answers as both judges: it works out the arithmetic
 question itself and replies with ``<reasoning>`` and a ``<score>`` from 0 to 10 ("gpt-4" is

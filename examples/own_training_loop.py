@@ -1,10 +1,10 @@
-"""Seeds 001 and 002, "Using Environments as Reward Functions": generate scored rollouts
+"""The training and evaluation guide, "Using Environments as Reward Functions": generate scored rollouts
 with an environment, turn them into token-level samples with ``process_env_results``, and
 train on them in your own loop (here: a plain policy-gradient step with a group-mean
-baseline, about 20 lines of torch). Also seed 000's "Offline Generation": the rollouts are
+baseline, about 20 lines of torch). Also the training guide's "Offline Generation": the rollouts are
 saved as a dataset (``make_dataset``) for later use.
 
-The seed generates with ``model="gpt-4.1-mini"``; a loop that trains must generate with the
+The guide generates with ``model="gpt-4.1-mini"``; a loop that trains must generate with the
 model it trains, so the client here is the in-process engine over that model
 (``verifiers_trainer.InProcessEngine``, an OpenAI-compatible client). With a vf-vllm server
 you would push the new weights after each step (``VLLMClient.update_weights``, see
@@ -99,7 +99,7 @@ def main() -> None:
               f"({sum(processed['from_text'])} re-tokenized from text), "
               f"mean reward {statistics.fmean(results['rewards']):.3f}, loss {loss.item():.4f}")
 
-    # Save for training (seed 000, "Offline Generation")
+    # Save for training (the training guide, "Offline Generation")
     dataset = vf_env.make_dataset(results)
     dataset.to_json("training_data.jsonl")
     print(f"saved {len(dataset)} rollouts to training_data.jsonl")

@@ -1,20 +1,20 @@
-"""Seeds 003 and 004: ``GRPOTrainer`` built from reward functions and a dataset with a
-``prompt`` column, instead of an environment (TRL's convention).
+"""EasyDeL's GRPO tutorial and ATLAS's API reference: ``GRPOTrainer`` built from reward
+functions and a dataset with a ``prompt`` column, instead of an environment (TRL's convention).
 
-Seed 003 shows this with EasyDeL (``ed.GRPOTrainer(arguments=config, vinference=...,
-model=..., reward_funcs=..., train_dataset=..., processing_class=...)``); seed 004 lists the
+The tutorial shows this with EasyDeL (``ed.GRPOTrainer(arguments=config, vinference=...,
+model=..., reward_funcs=..., train_dataset=..., processing_class=...)``); the reference lists the
 same constructor for this trainer. Here it is with ``vf.GRPOTrainer``:
 
-- the dataset is GSM8K's training split in seed 003's format (``{"prompt": "Solve this math
+- the dataset is GSM8K's training split in the tutorial's format (``{"prompt": "Solve this math
   problem step-by-step: ...", "answer": "8"}``), read offline from ``$VF_DATA_DIR/gsm8k``
   when set, else from the Hub;
-- the reward functions keep the seeds' logic, written in the trainer's calling convention:
+- the reward functions keep the documents' logic, written in the trainer's calling convention:
   each gets the batch as keyword lists (``prompts``, ``completions`` and every other dataset
   column, here ``answer``) and returns one float per completion (``None`` = not scored);
 - ``vInference``'s sampling settings (``num_return_sequences``, ``temperature``, ``top_p``)
   are ``GRPOConfig`` fields (``num_generations``, ``temperature``, ``top_p``); generation
   runs in process on the training model;
-- ``model`` may be a path or Hub id, as in seed 004: the trainer loads it and its tokenizer.
+- ``model`` may be a path or Hub id, as in the reference: the trainer loads it and its tokenizer.
 
     python examples/reward_funcs_trainer.py --tiny       # tiny offline model, 2 steps
     python examples/reward_funcs_trainer.py              # SmolLM2-135M-Instruct, 5 steps
@@ -35,7 +35,7 @@ def _text(completion):
     return completion if isinstance(completion, str) else completion[-1]["content"]
 
 
-# Seed 003: "must return values between 0 and 1"
+# EasyDeL's tutorial: "must return values between 0 and 1"
 def math_problem_reward_function(prompts, completions, answer, **kwargs):
     """Example reward function that extracts and verifies an answer."""
     rewards = []
@@ -54,7 +54,7 @@ def math_problem_reward_function(prompts, completions, answer, **kwargs):
     return rewards
 
 
-# Seed 003, "Multiple Reward Functions"
+# EasyDeL's tutorial, "Multiple Reward Functions"
 def correctness_reward(prompts, completions, answer, **kwargs):
     # Check if the answer matches the reference
     return [1.0 if reference in _text(c) else 0.0 for c, reference in zip(completions, answer, strict=True)]
@@ -69,7 +69,7 @@ def reasoning_reward(prompts, completions, **kwargs):
     return rewards
 
 
-# Seed 004, "Custom Reward Function"
+# ATLAS's API reference, "Custom Reward Function"
 def compute_custom_reward(prompt, completion):
     return min(1.0, len(_text(completion).split()) / 50)  # longer explanations, up to 50 words
 

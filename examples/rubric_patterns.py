@@ -1,8 +1,8 @@
-"""Seed 000's environment and rubric patterns, with the core package alone (no torch):
+"""The training guide's environment and rubric patterns, with the core package alone (no torch):
 online generation of scored groups, curriculum data by difficulty, several rubrics with
 phase weights (``RubricGroup``), scoring a validation batch, and multi-metric tracking.
 
-The seed wrote these as methods of trainer subclasses (``get_batch``, ``compute_rewards``,
+The guide wrote these as methods of trainer subclasses (``get_batch``, ``compute_rewards``,
 ``evaluate``); here they are plain functions over the same calls (``env.rollout``,
 ``env.rubric.score_rollout_sync``, ``score_rollouts``, ``get_group_weights`` /
 ``set_group_weights``), which is what such hooks would run. ``GRPOTrainer`` does the online
@@ -28,7 +28,7 @@ import verifiers as vf
 from verifiers.rubrics import Rubric, RubricGroup
 
 
-# -- "Online Generation": GRPOTrainer.get_batch in the seed -------------------------------------
+# -- "Online Generation": GRPOTrainer.get_batch in the guide ------------------------------------
 def get_batch(env, client, model, batch_size, group_size, temperature):
     """Generate fresh batch of data."""
     # Sample prompts from dataset

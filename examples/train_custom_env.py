@@ -1,15 +1,15 @@
-"""Seed 000, "Basic Training Setup", "Complete Training Script" and "Memory Optimization":
+"""The training guide, "Basic Training Setup", "Complete Training Script" and "Memory Optimization":
 a training script for your own ``SingleTurnEnv`` (an ``XMLParser`` and your rubric), with
-the seed's imports and names (``from verifiers.trainers import GRPOTrainer, GRPOConfig``,
+the guide's imports and names (``from verifiers.trainers import GRPOTrainer, GRPOConfig``,
 ``tokenizer=``, ``config=``, ``batch_size``, ``group_size``, ``num_epochs``).
 
-Also seed 000's "Multi-Reward Training": the rubric is a ``RubricGroup`` of a correctness
+Also the guide's "Multi-Reward Training": the rubric is a ``RubricGroup`` of a correctness
 and a format rubric, and a ``TrainerCallback`` changes their group weights by training
-phase (the seed's ``AdaptiveGRPOTrainer.compute_rewards`` did this in a subclass).
+phase (the guide's ``AdaptiveGRPOTrainer.compute_rewards`` did this in a subclass).
 
-Differences from the seed, and why:
+Differences from the guide, and why:
 - the model is SmolLM2-135M-Instruct (or ``--tiny``), not Llama-2-7B (no Hub downloads);
-  the seed's ``torch_dtype=torch.float16`` with ``fp16=True`` fails in PyTorch's gradient
+  the guide's ``torch_dtype=torch.float16`` with ``fp16=True`` fails in PyTorch's gradient
   scaler (fp16 training needs float32 master weights), so weights load in float32 and
   ``fp16`` is on only with a CUDA GPU;
 - ``load_dataset("your_dataset")``, ``create_task_rubric`` and ``SYSTEM_PROMPT`` are
@@ -20,7 +20,7 @@ Differences from the seed, and why:
   ``env=...``, ``GRPOTrainer`` evaluates on the environment's eval set;
 - ``warmup_ratio=0.1`` is written ``warmup_steps=0.1`` (transformers 5 dropped
   ``warmup_ratio``; a ``warmup_steps`` below 1 is the same fraction of the run);
-- wandb only with ``--wandb``; LoRA (the seed's ``LoraConfig``) with ``--lora``.
+- wandb only with ``--wandb``; LoRA (the guide's ``LoraConfig``) with ``--lora``.
 
     python examples/train_custom_env.py --tiny           # tiny offline model, 2 steps
     python examples/train_custom_env.py --lora           # SmolLM2 + LoRA, 20 steps
@@ -50,7 +50,7 @@ the sum, digits only
 
 
 def load_dataset(split, size=200):
-    """An addition task: ``question``/``answer`` rows (the seed loads "your_dataset")."""
+    """An addition task: ``question``/``answer`` rows (the guide loads "your_dataset")."""
     rng = random.Random(0 if split == "train" else 1)
     rows = []
     for _ in range(size):
@@ -129,7 +129,7 @@ def main():
         eval_steps=100,
         save_steps=500,
         logging_steps=1 if options.tiny else 10,
-        warmup_steps=0.1,  # the seed's warmup_ratio=0.1: below 1 it is a fraction of the run
+        warmup_steps=0.1,  # the guide's warmup_ratio=0.1: below 1 it is a fraction of the run
         fp16=torch.cuda.is_available(),
         gradient_checkpointing=True,
         report_to="wandb" if options.wandb else "none",

@@ -1,8 +1,8 @@
-"""Seeds 001 and 002, "Quick Start", "Math Training", "Tool-Augmented Training" and
+"""The GRPOTrainer guides, "Quick Start", "Math Training", "Tool-Augmented Training" and
 "Parameter-Efficient Training": GRPO on vf-math-python with ``vf.GRPOTrainer``.
 
-The four numbered steps are the seeds' code. What differs: the model is
-SmolLM2-135M-Instruct (``Qwen/Qwen2.5-1.5B-Instruct`` in the seeds; any local folder or Hub
+The four numbered steps are the guides' code. What differs: the model is
+SmolLM2-135M-Instruct (``Qwen/Qwen2.5-1.5B-Instruct`` in the guides; any local folder or Hub
 id works with ``--model``), and the run is sized for a CPU (``grpo_defaults`` is sized for
 GPUs: 500 steps of 32 completions). ``math-python`` is the tool environment (a sandboxed
 ``python`` tool); ``--no-tools`` makes it single-turn.
@@ -54,7 +54,7 @@ def main() -> None:
 
         # 3. Configure training
         args = vf.grpo_defaults(run_name="my-experiment")
-        # sized for a CPU; on GPUs keep the defaults or use the seeds' overrides
+        # sized for a CPU; on GPUs keep the defaults or use the guides' overrides
         args.max_steps = options.max_steps or (2 if options.tiny else 10)
         args.per_device_train_batch_size = 8
         args.num_generations = 4

@@ -1,9 +1,9 @@
-"""Seed 001, "Game Environment Training": GRPO on the multi-turn Wordle environment, with
-an evaluation through the environment before and after (seed 001's "Start with
+"""The training and evaluation guide, "Game Environment Training": GRPO on the multi-turn Wordle environment, with
+an evaluation through the environment before and after (the guide's "Start with
 Evaluation" and "Monitor Training").
 
-The seed's lines are kept; the model is SmolLM2-135M-Instruct (``Qwen/Qwen2.5-1.5B-Instruct``
-in the seed; ``--model`` takes any local folder or Hub id) and the run is sized for a CPU.
+The guide's lines are kept; the model is SmolLM2-135M-Instruct (``Qwen/Qwen2.5-1.5B-Instruct``
+in the guide; ``--model`` takes any local folder or Hub id) and the run is sized for a CPU.
 Each rollout is a whole game: up to six model turns, each answered by the environment's
 feedback; the environment's tokens are masked out of the loss.
 

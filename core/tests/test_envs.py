@@ -182,7 +182,7 @@ def test_max_turns_caps_the_episode(make_scripted_server):
 
 
 def test_rollout_is_callable_from_sync_code(make_scripted_server):
-    """Seed 000 calls env.rollout(...) in a plain loop and unpacks (completion, state)."""
+    """The training guide calls env.rollout(...) in a plain loop and unpacks (completion, state)."""
     server = make_scripted_server(handler=add_handler)
     env = single_turn_env()
     row = env.get_dataset()[3]

@@ -94,7 +94,7 @@ def test_every_grpo_field_documents_itself():
         assert f.metadata.get("help"), f"{f.name} has no help"
 
 
-def test_seed_002_settings_are_accepted():
+def test_documented_settings_are_accepted():
     """The settings the training guide shows, set as attributes or passed at construction."""
     args = grpo_defaults(run_name="experiment")
     for name, value in {
@@ -269,7 +269,7 @@ def test_ppo_only_settings_warn_and_are_ignored(name):
     assert not hasattr(config, name)
 
 
-def test_seed_000_style_config():
+def test_training_guide_style_config():
     with pytest.warns(UserWarning):
         config = make(learning_rate=1e-5, batch_size=32, group_size=4, num_epochs=3,
                       gradient_accumulation_steps=4, temperature=0.7, kl_coef=0.1,
@@ -348,7 +348,7 @@ def test_lora_defaults():
     assert set(custom.target_modules) == {"q_proj", "v_proj"}
 
 
-def test_seed_004_vllm_settings():
+def test_atlas_vllm_settings():
     with pytest.warns(UserWarning) as caught:
         config = make(use_vllm=True, vllm_device="cuda:1", vllm_gpu_memory_utilization=0.9)
     assert [str(w.message).split(" is ignored")[0] for w in caught] == \

@@ -13,7 +13,6 @@ import torch
 
 import verifiers as vf
 from verifiers_trainer import InProcessEngine
-from verifiers_trainer.inference.engine import parse_tool_calls
 
 QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]
 IDS = {"return_token_ids": True}
@@ -271,6 +270,43 @@ def test_completions_api_returns_legacy_logprobs_and_token_ids(tiny):
     assert [m.id for m in models.data] == ["local"]
 
 
+def _shape(value: Any, key: str | None = None) -> Any:
+    """The keys of a JSON value, recursively (a list by its first item; the legacy
+    ``top_logprobs`` maps, keyed by token text, as one ``<token>`` key)."""
+    if key == "top_logprobs" and value and isinstance(value[0], dict) and "token" not in value[0]:
+        return [{"<token>": None}]
+    if isinstance(value, dict):
+        return {k: _shape(item, k) for k, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return None
+
+
+def test_engine_and_scripted_server_answer_in_the_same_wire_shape(tiny):
+    """Both render with ``verifiers.utils.openai_wire``: the same fields, set the same way
+    (the engine adds vLLM's ``stop_reason``)."""
+    from verifiers.testing import ScriptedServer
+
+    model, tokenizer = tiny
+    engine = InProcessEngine(model, tokenizer)
+    chat_kwargs = dict(model="local", messages=QUESTION, max_tokens=4, temperature=0,
+                       logprobs=True, top_logprobs=2, extra_body=IDS)
+    text_kwargs = dict(model="local", prompt="def f(x):", max_tokens=4, temperature=0,
+                       logprobs=2, extra_body=IDS)
+
+    async def ask(client: Any) -> tuple[Any, Any]:
+        return (await client.chat.completions.create(**chat_kwargs),
+                await client.completions.create(**text_kwargs))
+
+    with ScriptedServer(default_reply="four") as server:
+        scripted = asyncio.run(ask(server.client()))
+    local = asyncio.run(ask(engine))
+    for ours, theirs in zip(local, scripted, strict=True):
+        mine = _shape(ours.model_dump(exclude_unset=True))
+        assert mine["choices"][0].pop("stop_reason", "missing") is None
+        assert mine == _shape(theirs.model_dump(exclude_unset=True))
+
+
 # -- environments through the engine ----------------------------------------------------------
 
 
@@ -406,25 +442,6 @@ def test_tool_env_rollout_calls_the_tool_and_turns_extend(tiny):
     env_tokens = len(second["prompt_token_ids"]) - len(seen)
     assert mask == ([1] * len(first["completion_token_ids"]) + [0] * env_tokens
                     + [1] * len(second["completion_token_ids"]))
-
-
-def test_tool_call_parser():
-    content, calls = parse_tool_calls(
-        'Let me add.\n<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
-        '\n<tool_call>\n{"name": "add", "arguments": "{\\"a\\": 3}"}\n</tool_call>'
-    )
-    assert content == "Let me add."
-    assert [c["function"] for c in calls] == [
-        {"name": "add", "arguments": '{"a": 1, "b": 2}'}, {"name": "add", "arguments": '{"a": 3}'},
-    ]
-    assert len({c["id"] for c in calls}) == 2 and all(c["type"] == "function" for c in calls)
-    # not JSON, or no name: left in the content, no call
-    for text in ("<tool_call>\nnot json\n</tool_call>", '<tool_call>{"arguments": {}}</tool_call>',
-                 "no calls at all"):
-        assert parse_tool_calls(text) == (text, [])
-    # an unclosed call at the end of the output (stopped at eos) still counts
-    content, calls = parse_tool_calls('<tool_call>\n{"name": "f", "arguments": {}}')
-    assert content == "" and calls[0]["function"] == {"name": "f", "arguments": "{}"}
 
 
 def test_parsed_tool_calls_come_back_as_openai_tool_calls(tiny):

@@ -95,7 +95,7 @@ def test_generate_returns_token_ids_like_model_generate(tiny, small_args):
                                               pad_token_id=tokenizer.pad_token_id))
 
 
-def test_seed_style_evaluating_trainer_runs_every_eval_steps(tiny, small_args):
+def test_training_guide_evaluating_trainer_runs_every_eval_steps(tiny, small_args):
     """The training guide's EvaluatingGRPOTrainer, unchanged; ``eval_steps=2`` alone turns
     periodic evaluation on because the environment has an eval set."""
     calls = []

@@ -64,7 +64,7 @@ def test_difficulty_schedule_errors_name_the_problem(tiny, small_args):
         trainer.train()
 
 
-def test_seed_000_curriculum_subclass_runs_as_written(tiny, small_args):
+def test_training_guide_curriculum_subclass_runs_as_written(tiny, small_args):
     """verifiers 0.1.x's training guide's CurriculumGRPOTrainer, unchanged but for the sample data."""
 
     class CurriculumGRPOTrainer(GRPOTrainer):

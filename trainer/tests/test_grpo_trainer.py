@@ -58,7 +58,7 @@ def tiny(tiny_model_path):
 
 
 def test_learns_a_toy_task_with_the_in_process_engine(tiny, tmp_path):
-    """Deterministic on a loaded machine: the seeds fix the model and the sampling, and one
+    """Deterministic on a loaded machine: random seeds fix the model and the sampling, and one
     rollout in flight (``max_concurrent=1``) makes every engine batch a single request, so
     how requests happen to be batched (which depends on the machine's speed) cannot change
     what is sampled. Measured: 5 runs on a 2-core machine at load averages 8.6 to 14.4 all
@@ -74,7 +74,7 @@ def test_learns_a_toy_task_with_the_in_process_engine(tiny, tmp_path):
     assert end >= 0.8
 
 
-def test_seed_000_form_and_reward_function_form(tiny, tmp_path):
+def test_training_guide_form_and_reward_function_form(tiny, tmp_path):
     model, tokenizer = tiny
     env = make_env(tokenizer, n=16)
     trainer = GRPOTrainer(model=model, tokenizer=tokenizer, env=env,

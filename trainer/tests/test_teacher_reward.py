@@ -41,7 +41,7 @@ def test_formula_branches(with_, without, tokens, multiplier, weight, expected):
         assert outcome.reward == pytest.approx(expected)
 
 
-def test_call_with_seed_keywords_scores_each_branch():
+def test_call_with_documented_keywords_scores_each_branch():
     reward = AdaptiveTeachingReward(degradation_penalty_multiplier=2.0, efficiency_weight=1.0)
     rewards = reward(
         prompts=["What is 2+2?"] * 4,

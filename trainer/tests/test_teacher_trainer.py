@@ -241,7 +241,7 @@ def test_public_names_resolve():
     assert Reward is AdaptiveTeachingReward
 
 
-def test_seed_004_example_runs_in_tiny_mode(tmp_path):
+def test_atlas_example_runs_in_tiny_mode(tmp_path):
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "adaptive_teaching.py"), "--tiny",
          "--output-dir", str(tmp_path / "example")],

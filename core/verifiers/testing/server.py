@@ -25,13 +25,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeAlias
+
+from verifiers.utils import openai_wire as wire
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import openai
@@ -586,13 +587,8 @@ class _Engine:
         if path == "/v1/models":
             if method != "GET":
                 return _error(405, f"{method} not allowed on {path}")
-            model = {
-                "id": self.model_name,
-                "object": "model",
-                "created": 0,
-                "owned_by": "verifiers-scripted",
-            }
-            return _Outcome(200, _json_bytes({"object": "list", "data": [model]}))
+            models = wire.model_list([self.model_name], owned_by="verifiers-scripted")
+            return _Outcome(200, _json_bytes(models))
         if path not in _COMPLETION_PATHS:
             return _error(404, f"no route for {path}", code="not_found")
         if method != "POST":
@@ -724,46 +720,27 @@ class _Engine:
         for index in range(n):
             gen = _generate(replies[index % len(replies)], max_tokens, stops)
             completion_tokens += len(gen.token_ids)
-            message: dict[str, Any] = {"role": "assistant", "content": gen.content, "refusal": None}
-            if gen.tool_calls:
-                message["tool_calls"] = [
-                    {
-                        "id": call.id or f"call_{seq}_{index}_{i}",
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": call.arguments_json},
-                    }
-                    for i, call in enumerate(gen.tool_calls)
-                ]
-            choice: dict[str, Any] = {
-                "index": index,
-                "message": message,
-                "finish_reason": gen.finish_reason,
-                "logprobs": None,
-            }
+            calls = [
+                wire.tool_call(call.id or f"call_{seq}_{index}_{i}", call.name, call.arguments_json)
+                for i, call in enumerate(gen.tool_calls)
+            ]
+            logprobs = None
             if want_logprobs:
-                choice["logprobs"] = {
-                    "content": _chat_logprobs(gen.token_ids, top_k),
-                    "refusal": None,
-                }
-            if want_ids:
-                choice["token_ids"] = gen.token_ids
-            choices.append(choice)
-        body: dict[str, Any] = {
-            "id": f"chatcmpl-scripted-{seq}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.get("model") or self.model_name,
-            "choices": choices,
-            "usage": {
-                "prompt_tokens": len(prompt_bytes),
-                "completion_tokens": completion_tokens,
-                "total_tokens": len(prompt_bytes) + completion_tokens,
-            },
-            "system_fingerprint": None,
-        }
-        if want_ids:
-            body["prompt_token_ids"] = [b + TOKEN_ID_OFFSET for b in prompt_bytes]
-        return body
+                logprobs = wire.chat_logprobs(_chat_logprobs(gen.token_ids, top_k))
+            choices.append(wire.chat_choice(
+                index,
+                wire.assistant_message(gen.content, calls or None),
+                gen.finish_reason,
+                logprobs,
+                token_ids=gen.token_ids if want_ids else None,
+            ))
+        return wire.chat_completion(
+            f"chatcmpl-scripted-{seq}",
+            request.get("model") or self.model_name,
+            choices,
+            wire.usage(len(prompt_bytes), completion_tokens),
+            prompt_token_ids=[b + TOKEN_ID_OFFSET for b in prompt_bytes] if want_ids else None,
+        )
 
     def _text_body(self, request: dict[str, Any], replies: list[Reply], seq: int) -> dict[str, Any]:
         n, max_tokens, stops = self._sampling(request, chat=False)
@@ -776,35 +753,24 @@ class _Engine:
             for j in range(n):
                 gen = _generate(replies[j % len(replies)], max_tokens, stops)
                 completion_tokens += len(gen.token_ids)
-                choice: dict[str, Any] = {
-                    "index": p * n + j,
-                    "text": decode(gen.token_ids),
-                    "finish_reason": gen.finish_reason,
-                    "logprobs": None,
-                }
+                lp = None
                 if logprobs is not None and logprobs is not False:
-                    choice["logprobs"] = _legacy_logprobs(gen.token_ids, int(logprobs))
-                if want_ids:
-                    choice["prompt_token_ids"] = prompt_ids
-                    choice["token_ids"] = gen.token_ids
-                choices.append(choice)
-        prompt_tokens = sum(len(ids) for ids in prompts)
-        body: dict[str, Any] = {
-            "id": f"cmpl-scripted-{seq}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": request.get("model") or self.model_name,
-            "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-            "system_fingerprint": None,
-        }
-        if want_ids:
-            body["prompt_token_ids"] = prompts[0] if prompts else []
-        return body
+                    lp = _text_logprobs(gen.token_ids, int(logprobs))
+                choices.append(wire.text_choice(
+                    p * n + j,
+                    decode(gen.token_ids),
+                    gen.finish_reason,
+                    lp,
+                    prompt_token_ids=prompt_ids,
+                    token_ids=gen.token_ids if want_ids else None,
+                ))
+        return wire.text_completion(
+            f"cmpl-scripted-{seq}",
+            request.get("model") or self.model_name,
+            choices,
+            wire.usage(sum(len(ids) for ids in prompts), completion_tokens),
+            prompt_token_ids=(prompts[0] if prompts else []) if want_ids else None,
+        )
 
 
 def _prompt_ids(prompt: Any) -> list[list[int]]:
@@ -819,38 +785,28 @@ def _prompt_ids(prompt: Any) -> list[list[int]]:
 
 
 def _chat_logprobs(ids: list[int], top_k: int) -> list[dict[str, Any]]:
+    """Chat logprob entries of the toy tokens (each token is one byte, shown as latin-1)."""
     entries = []
     for tid in ids:
         byte = tid - TOKEN_ID_OFFSET
         top = []
         for j in range(min(top_k, 20)):
             alt = (byte + j) % 256
-            top.append({"token": _TOKEN_STR[alt], "logprob": _logprob(tid) - j, "bytes": [alt]})
-        entries.append(
-            {
-                "token": _TOKEN_STR[byte],
-                "logprob": _logprob(tid),
-                "bytes": [byte],
-                "top_logprobs": top,
-            }
-        )
+            top.append(wire.token_logprob(_TOKEN_STR[alt], _logprob(tid) - j, [alt]))
+        entries.append(wire.token_logprob(_TOKEN_STR[byte], _logprob(tid), [byte], top))
     return entries
 
 
-def _legacy_logprobs(ids: list[int], top_k: int) -> dict[str, Any]:
-    tokens = [_TOKEN_STR[tid - TOKEN_ID_OFFSET] for tid in ids]
+def _text_logprobs(ids: list[int], top_k: int) -> dict[str, Any]:
+    """Legacy completion logprobs of the toy tokens (at least one alternative each)."""
     top = []
     for tid in ids:
         byte = tid - TOKEN_ID_OFFSET
         top.append(
             {_TOKEN_STR[(byte + j) % 256]: _logprob(tid) - j for j in range(max(min(top_k, 20), 1))}
         )
-    return {
-        "tokens": tokens,
-        "token_logprobs": [_logprob(t) for t in ids],
-        "top_logprobs": top,
-        "text_offset": list(range(len(ids))),
-    }
+    tokens = [_TOKEN_STR[tid - TOKEN_ID_OFFSET] for tid in ids]
+    return wire.text_logprobs(tokens, [_logprob(t) for t in ids], top)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1189,8 +1145,8 @@ class ScriptedServer(_ClientMixin):
         """Run a server in a separate Python process and wait for it to listen.
 
         ``options`` are the constructor's (no ``handler``); replies may be given as objects
-        or their JSON forms. The child runs ``server.py`` with ``python -I`` (standard library
-        only, so it starts fast and does not import the ``verifiers`` package).
+        or their JSON forms. The child runs this module with ``python -I`` and this
+        package's folder first on its path (standard library only, so it starts fast).
         """
         if "handler" in options:
             raise TypeError("a handler cannot be sent to a spawned server; use rules/script")
@@ -1209,7 +1165,9 @@ class ScriptedServer(_ClientMixin):
         command = [
             sys.executable,
             "-I",
-            str(Path(__file__).resolve()),
+            "-c",
+            _CHILD,
+            str(Path(__file__).resolve().parents[2]),
             "--port",
             str(port),
             "--config",
@@ -1226,6 +1184,13 @@ class ScriptedServer(_ClientMixin):
                 f"first line {line!r})"
             )
         return SpawnedServer(process, int(line.split()[1]))
+
+
+#: The spawned child's program: put the folder holding ``verifiers`` first, then serve.
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "from verifiers.testing.server import main; main()"
+)
 
 
 def _read_line(process: subprocess.Popen[str], timeout: float) -> str:

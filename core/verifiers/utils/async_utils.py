@@ -51,9 +51,9 @@ def sync_or_async(func: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Any]
     """Make an ``async def`` method usable from both worlds.
 
     Called inside a running event loop it returns the coroutine (to be awaited); called from
-    synchronous code it runs the coroutine to completion and returns the result. The seeds
-    use both forms (``await rubric.score_rollout(...)`` and ``env.rollout(...)`` in a plain
-    loop).
+    synchronous code it runs the coroutine to completion and returns the result. verifiers
+    0.1.x's guides use both forms (``await rubric.score_rollout(...)`` and ``env.rollout(...)``
+    in a plain loop).
     """
 
     @functools.wraps(func)

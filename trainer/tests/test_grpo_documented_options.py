@@ -1,4 +1,4 @@
-"""Seed forms that need more than the defaults: a length in epochs, a tokenizer found next to
+"""Documented forms that need more than the defaults: a length in epochs, a tokenizer found next to
 the model, periodic evaluation, rounds spanning optimizer steps, failure reasons logged."""
 
 from __future__ import annotations
