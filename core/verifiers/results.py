@@ -94,7 +94,7 @@ class _SyncedColumn:
         values, seen = self.values, self.seen
         changed_length = len(values) != len(seen)
         if apply_edits and not changed_length and any(map(is_not, values, seen)):
-            for rollout, mine, old in zip(rollouts, values, seen):
+            for rollout, mine, old in zip(rollouts, values, seen, strict=False):  # rollouts may have grown
                 if mine is not old:
                     self.set(rollout, mine)
         fresh = list(map(self.get, rollouts))
@@ -132,7 +132,7 @@ class _SyncedMetrics:
                     self._read(rollouts)
                     raise _refuse_length(f"metrics[{name!r}]")
                 elif any(map(is_not, column, old)):
-                    for rollout, mine, before in zip(rollouts, column, old):
+                    for rollout, mine, before in zip(rollouts, column, old, strict=False):
                         if mine is not before:
                             rollout.metrics[name] = float(mine)
         return self._read(rollouts)
@@ -270,7 +270,10 @@ class GenerateOutputs(dict):
         return dict.items(self)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         if key not in self:
