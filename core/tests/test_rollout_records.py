@@ -255,3 +255,32 @@ def test_vf_eval_saves_group_ids_and_resumes(grouped_env, make_scripted_server, 
     again = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
     assert [(r["example_id"], r["group_id"], r["rollout_index"]) for r in again] == [
         (r["example_id"], r["group_id"], r["rollout_index"]) for r in lines]
+
+
+class TurnsByHand(vf.MultiTurnEnv):
+    """An environment that adds a turn dict of its own to state["turns"]."""
+
+    def __init__(self, turn, **kwargs):
+        super().__init__(**kwargs)
+        self.extra_turn = turn
+
+    def is_completed(self, messages, state, **kwargs):
+        if state["turn"] >= 1:
+            state["turns"].append(dict(self.extra_turn))
+            return True
+        return False
+
+    def env_response(self, messages, state, **kwargs):
+        return [], state
+
+
+def test_turn_dicts_an_environment_adds_become_turns(make_scripted_server):
+    server = make_scripted_server(handler=echo_number)
+    rows = [{"question": "q 1", "answer": "1"}]
+    env = TurnsByHand({"completion_token_ids": [5], "finish_reason": "stop"}, dataset=rows)
+    (rollout,) = env.generate(rows, server.client(), "m").rollouts
+    assert [type(t) for t in rollout.turns] == [vf.Turn, vf.Turn]
+    assert rollout.turns[1].completion_token_ids == [5] and rollout.turns[1].usage is None
+    bad = TurnsByHand({"tokens": [5]}, dataset=rows)
+    with pytest.raises(TypeError, match=r"TurnsByHand: state\['turns'\] .*Unknown turn keys \['tokens'\]"):
+        bad.generate(rows, server.client(), "m")

@@ -436,7 +436,13 @@ class Environment(ABC):
         state["timing"]["total_s"] = time.perf_counter() - start
         turns = state.get("turns")
         if turns and not all(isinstance(t, Turn) for t in turns):  # turns an override added
-            turns[:] = [Turn.from_mapping(t) for t in turns]
+            try:
+                turns[:] = [Turn.from_mapping(t) for t in turns]
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"{type(self).__name__}: state['turns'] holds one record per model turn "
+                    f"(what record_response adds): {exc} Keep other data under another state key."
+                ) from None
         record = Rollout(
             example_id=row.get("example_id"),
             group_id=row.get("group_id"),
