@@ -33,7 +33,9 @@ _EXPORTS: dict[str, str] = {
     "StatefulToolEnv": "verifiers.envs.stateful_tool_env",
     "TextArenaEnv": "verifiers.envs.textarena_env",
     "EnvGroup": "verifiers.envs.env_group",
-    # results and processing
+    # records, results and processing
+    "Rollout": "verifiers.rollout",
+    "Turn": "verifiers.rollout",
     "GenerateInputs": "verifiers.inputs",
     "GenerateOutputs": "verifiers.results",
     "ProcessedOutputs": "verifiers.processing",
@@ -109,6 +111,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from verifiers.parsers.xml_parser import XMLParser
     from verifiers.processing import ProcessedOutputs
     from verifiers.results import GenerateOutputs
+    from verifiers.rollout import Rollout, Turn
     from verifiers.rubrics.judge_rubric import JudgeRubric
     from verifiers.rubrics.math_rubric import MathRubric
     from verifiers.rubrics.rubric import Rubric

@@ -4,8 +4,8 @@ A *message* is an OpenAI chat message dict (``{"role": ..., "content": ...}``); 
 them is a conversation. Environments with ``message_type="completion"`` use plain strings
 instead. A *state* is a dict that a rollout carries from start to end.
 
-The record types (``GenerateInputs``, ``GenerateOutputs``, ``ProcessedOutputs``,
-``RolloutScore``, ``RolloutScores``) load on first use, so importing this module stays
+The record types (``Rollout``, ``Turn``, ``GenerateInputs``, ``GenerateOutputs``,
+``ProcessedOutputs``, ``RolloutScore``, ``RolloutScores``) load on first use, so importing this module stays
 light.
 """
 
@@ -28,8 +28,10 @@ _LAZY: dict[str, str] = {
     "GenerateInputs": "verifiers.inputs",
     "GenerateOutputs": "verifiers.results",
     "ProcessedOutputs": "verifiers.processing",
+    "Rollout": "verifiers.rollout",
     "RolloutScore": "verifiers.rubrics.scores",
     "RolloutScores": "verifiers.rubrics.scores",
+    "Turn": "verifiers.rollout",
 }
 
 def __getattr__(name: str) -> Any:
@@ -45,10 +47,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from verifiers.inputs import GenerateInputs
     from verifiers.processing import ProcessedOutputs
     from verifiers.results import GenerateOutputs
+    from verifiers.rollout import Rollout, Turn
     from verifiers.rubrics.scores import RolloutScore, RolloutScores
 
 __all__ = [
     "ChatMessage", "GenerateInputs", "GenerateOutputs", "Info", "Message", "MessageType",
-    "Messages", "ProcessedOutputs", "RewardFunc", "RolloutScore", "RolloutScores",
-    "SamplingArgs", "State",
+    "Messages", "ProcessedOutputs", "RewardFunc", "Rollout", "RolloutScore", "RolloutScores",
+    "SamplingArgs", "State", "Turn",
 ]

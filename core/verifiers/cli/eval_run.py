@@ -25,6 +25,7 @@ from verifiers.cli.eval_store import (
 )
 from verifiers.pass_rates import binary_metric_pass_at_k
 from verifiers.results import GenerateOutputs, record_to_json, summarize
+from verifiers.rollout import Rollout
 
 
 def _load_env(settings: dict[str, Any]) -> Any:
@@ -99,9 +100,9 @@ def run_eval(
         records, _ = load_records(run_dir)
         records.sort(key=lambda r: (str(r.get("example_id")), r.get("rollout_index", 0)))
         rewrite_records(run_dir, records, record_to_json)
+        merged = GenerateOutputs(records)
     else:
-        records = results.records()
-    merged = GenerateOutputs(records)
+        merged = results
     summary = summarize(merged)
     summary["pass_at_k_metrics"] = binary_metric_pass_at_k(merged)
     summary["wall_time_s"] = elapsed
@@ -168,7 +169,7 @@ async def _generate(
     )
     task = progress.add_task("rollouts", total=total, completed=len(skip), status="")
 
-    def on_result(record: dict[str, Any]) -> None:
+    def on_result(record: Rollout) -> None:
         nonlocal failed
         if record.get("error"):
             failed += 1

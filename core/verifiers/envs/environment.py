@@ -37,6 +37,7 @@ from verifiers.clients import (
 from verifiers.envs.tool_call import ToolCall, plain_messages
 from verifiers.parsers.parser import Parser
 from verifiers.results import GenerateOutputs
+from verifiers.rollout import Rollout, Turn, error_text
 from verifiers.rubrics.group_scoring import GroupScorer, score_records
 from verifiers.rubrics.rubric import Rubric, record_error
 from verifiers.types import (
@@ -52,7 +53,7 @@ from verifiers.utils import data_utils
 
 logger = logging.getLogger(__name__)
 
-ResultCallback = Callable[[dict[str, Any]], Any]
+ResultCallback = Callable[[Rollout], Any]
 
 #: Keywords that ``generate``/``a_generate``/``rollout`` accept directly and put into the
 #: request's sampling arguments (``env.rollout(..., temperature=0.7)``).
@@ -345,19 +346,21 @@ class Environment(ABC):
     def record_response(self, state: State, response: Any) -> ChatMessage | str:
         """Keep one model response in ``state``: the raw object in ``state["responses"]``
         (verifiers 0.1.x) and what the server returned, token-exact, in
-        ``state["turns"]``. Returns the assistant message (chat) or the text."""
-        turn = turn_record(response, self.message_type)
-        message = turn.pop("_message")
+        ``state["turns"]`` (a :class:`~verifiers.rollout.Turn`). Returns the assistant
+        message (chat) or the text."""
+        fields = turn_record(response, self.message_type)
+        message = fields.pop("_message")
+        turn = Turn(**fields)
         state.setdefault("responses", []).append(response)
         if "responses_start_idx" in state and isinstance(state.get("completion"), str):
             state["responses_start_idx"].append(len(state["completion"]))
         state.setdefault("turns", []).append(turn)
         state["turn"] = state.get("turn", 0) + 1
-        usage = turn.get("usage") or {}
+        usage = turn.usage or {}
         totals = state.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0})
         for key in ("prompt_tokens", "completion_tokens"):
             totals[key] = totals.get(key, 0) + (usage.get(key) or 0)
-        if turn["finish_reason"] == "length":
+        if turn.finish_reason == "length":
             state["is_truncated"] = True
         return message
 
@@ -388,9 +391,10 @@ class Environment(ABC):
         row: Mapping[str, Any],
         sampling_args: SamplingArgs | None = None,
         score: bool = True,
-    ) -> dict[str, Any]:
-        """Generate and score one rollout. Never raises for a model, tool or reward failure:
-        the failure is recorded in the returned record (``error``) and in its state."""
+    ) -> Rollout:
+        """Generate and score one rollout, filling its :class:`~verifiers.rollout.Rollout`.
+        Never raises for a model, tool or reward failure: the failure is recorded in the
+        record (``error``) and in its state."""
         prompt = copy.deepcopy(row["prompt"])
         answer = row.get("answer", "")
         task = row.get("task") or "default"
@@ -430,28 +434,37 @@ class Environment(ABC):
         state["example_id"] = row.get("example_id")
         state.setdefault("timing", {})
         state["timing"]["total_s"] = time.perf_counter() - start
-        record = {
-            "example_id": row.get("example_id"),
-            "rollout_index": row.get("rollout_index", 0),
-            "prompt": row["prompt"],
-            "completion": completion,
-            "answer": answer,
-            "task": task,
-            "info": info,
-            "reward": math.nan,  # not scored (score_rollouts=False) until a rubric sets it
-            "metrics": {},
-            "error": state.get("error"),
-            "state": state,
-        }
+        turns = state.get("turns")
+        if turns and not all(isinstance(t, Turn) for t in turns):  # turns an override added
+            try:
+                turns[:] = [Turn.from_mapping(t) for t in turns]
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"{type(self).__name__}: state['turns'] holds one record per model turn "
+                    f"(what record_response adds): {exc} Keep other data under another state key."
+                ) from None
+        record = Rollout(
+            example_id=row.get("example_id"),
+            group_id=row.get("group_id"),
+            rollout_index=row.get("rollout_index", 0),
+            prompt=row["prompt"],
+            completion=completion,
+            answer=answer,
+            task=task,
+            info=info,
+            reward=math.nan,  # not scored (score_rollouts=False) until a rubric sets it
+            error=error_text(state.get("error")),
+            state=state,
+        )
         if score:  # through the rubric's public score_rollouts (a group of one here)
             await score_records(self.rubric, [record])
             self._drop_responses(record)
         return record
 
-    def _drop_responses(self, record: dict[str, Any]) -> None:
+    def _drop_responses(self, record: Rollout) -> None:
         """``keep_responses=False``: the raw response objects go once the rollout is scored."""
         if not self.keep_responses:
-            record["state"].pop("responses", None)
+            record.state.pop("responses", None)
 
     # -- many rollouts --------------------------------------------------------------------
     async def a_generate(
@@ -475,8 +488,10 @@ class Environment(ABC):
         Up to ``max_concurrent`` rollouts are in flight (generation and scoring together;
         -1 or 0: no limit); with ``batch_size`` the rollouts run in consecutive batches of
         that many, each finished (generated and scored) before the next starts.
-        ``on_result`` is called with each finished rollout record (for streaming to disk);
-        ``skip`` lists ``(example_id, rollout_index)`` pairs already done (resume). Client
+        ``on_result`` is called with each finished :class:`~verifiers.rollout.Rollout` (for
+        streaming to disk); ``skip`` lists ``(example_id, rollout_index)`` pairs already done
+        (resume). Rows may carry ``example_id``, ``group_id`` and ``rollout_index``; they are
+        kept (``rollout_index`` when ``rollouts_per_example`` is 1). Client
         and model default to the environment's. Sampling keywords (``temperature=...``)
         may be passed directly. Results come back in input order.
         """
@@ -504,7 +519,7 @@ class Environment(ABC):
         # each example's rollouts are scored together by rubric.score_rollouts
         scorer = GroupScorer(self.rubric, todo) if score_rollouts else None
 
-        async def one(row: dict[str, Any]) -> dict[str, Any]:
+        async def one(row: dict[str, Any]) -> Rollout:
             waiter = None
             async with gate:  # generation and scoring share the concurrency limit
                 record = await self.run_rollout(client, model, row, sampling_args, score=False)
@@ -520,7 +535,7 @@ class Environment(ABC):
             return record
 
         size = batch_size or max(len(todo), 1)
-        records: list[dict[str, Any]] = []
+        records: list[Rollout] = []
         try:
             for begin in range(0, len(todo), size):
                 batch = [one(r) for r in todo[begin:begin + size]]
@@ -688,11 +703,14 @@ class Environment(ABC):
                 )
             rows = dataset.to_list()
         out = []
-        for index, row in enumerate(rows):
+        for position, row in enumerate(rows):
             if row.get("example_id") is None:
-                row["example_id"] = index
+                row["example_id"] = position
+            if row.get("group_id") is None:
+                row["group_id"] = row["example_id"]
             for r in range(rollouts_per_example):
-                out.append({**row, "rollout_index": r})
+                index = row.get("rollout_index", r) if rollouts_per_example == 1 else r
+                out.append({**row, "rollout_index": index})
         return out
 
 
