@@ -692,7 +692,8 @@ class Environment(ABC):
             if row.get("example_id") is None:
                 row["example_id"] = index
             for r in range(rollouts_per_example):
-                out.append({**row, "rollout_index": r})
+                index = row.get("rollout_index", r) if rollouts_per_example == 1 else r
+                out.append({**row, "rollout_index": index})
         return out
 
 
