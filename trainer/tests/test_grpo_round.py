@@ -77,7 +77,7 @@ def test_advantages_are_computed_within_the_environments_groups(tiny, small_args
     assert len(round_.samples) == 7
 
     usable = {}
-    for group, answer, reward, bad in zip(ids, results["answers"], results["rewards"], failed):
+    for answer, reward, bad in zip(results["answers"], results["rewards"], failed, strict=True):
         if not bad:
             usable.setdefault(answer, []).append(reward)
     assert len(usable["alpha"]) == 3 and len(usable["beta"]) == 4

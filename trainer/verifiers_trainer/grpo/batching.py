@@ -11,7 +11,7 @@ policy), which are padded into micro-batches.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +86,22 @@ def advantages_for(
     ids = torch.tensor([k for k, g in enumerate(groups) for _ in g])
     advantages = grouped_advantages(values, ids, scale_rewards, eps)  # type: ignore[arg-type]
     return dict(zip(members, advantages.tolist(), strict=True))
+
+
+def trained_rewards(rewards: Sequence[float], tokens: Mapping[int, Sequence[Any]]) -> list[float]:
+    """The reward each rollout trains with: its own, or 0 where the length policy zeroed
+    one of its token samples (``tokens``: rollout index -> its samples; rollouts without
+    samples keep their reward)."""
+    return [min((t.reward for t in tokens[i]), default=r) if i in tokens else float(r)
+            for i, r in enumerate(rewards)]
+
+
+def training_samples(tokens: Mapping[int, Sequence[Any]], advantages: Mapping[int, float]) -> list[Sample]:
+    """The trained rollouts' token samples (:class:`verifiers.processing.TokenSample`), each
+    with its rollout's advantage, in rollout order."""
+    return [Sample(t.prompt_ids, t.completion_ids, t.completion_mask, t.completion_logprobs,
+                   advantages[i], t.reward)
+            for i in sorted(advantages) for t in tokens[i]]
 
 
 def collate(samples: list[Sample], pad_id: int, max_completion_length: int | None = None

@@ -50,6 +50,8 @@ from verifiers_trainer.grpo.batching import (
     groups_by_id,
     prompt_length,
     split,
+    trained_rewards,
+    training_samples,
 )
 from verifiers_trainer.grpo.completions_log import log_completions
 from verifiers_trainer.grpo.config import GRPOConfig
@@ -425,32 +427,32 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         """One GRPO round: draw rows and generate their rollouts (or take the round generated
         ahead), score them, group them by the environment's group ids, turn them into token
         samples, compute advantages within each group, and split into micro-batches."""
-        args = self.args
-        generated = self._generated_round()
+        generated = self._generated_round()  # rows drawn, rollouts generated
         results = generated.results
         self._score_round(results)
         round_rewards.check_round(self.accelerator, results["errors"])
         failed = [e is not None for e in results["errors"]]
-        groups, dropped = groups_by_id(_group_ids(results), failed)
+        groups, dropped = groups_by_id(_group_ids(results), failed)  # failed rollouts left out
         tokens = {i: self._token_samples(results, i) for g in groups for i in g}
-        trained_rewards = [min((t.reward for t in tokens[i]), default=r) if i in tokens else r
-                           for i, r in enumerate(results["rewards"])]
-        advantages = advantages_for(trained_rewards, groups, args.scale_rewards)
-        kept = sorted(advantages)
-        samples = [Sample(t.prompt_ids, t.completion_ids, t.completion_mask, t.completion_logprobs,
-                          advantages[i], t.reward) for i in kept for t in tokens[i]]
+        advantages = advantages_for(trained_rewards(results["rewards"], tokens), groups,
+                                    self.args.scale_rewards)
+        samples = training_samples(tokens, advantages)
         micro_batches = split(samples, self._micro_per_round)
 
         metrics = self._round_metrics(results, failed, dropped, generated.seconds)
         metrics["rollouts/prompt_too_long"] = float(generated.prompt_too_long + sum(
-            any(t.prompt_too_long for t in tokens[i]) for i in kept))
+            any(t.prompt_too_long for t in ts) for ts in tokens.values()))
         if results.get("given_rewards") and samples:  # no server usage: count the tokens trained
             metrics["completions/mean_length"] = statistics.fmean(len(s.completion_ids) for s in samples)
-        preview = [{"prompt": results["prompts"][i], "completion": results["completions"][i],
-                    "reward": results["rewards"][i],
-                    "metrics": {name: values[i] for name, values in results["metrics"].items()}}
-                   for i in kept[: args.num_completions_to_print]]
-        return GenerationBatch(samples, results["rewards"], metrics, preview, micro_batches)
+        return GenerationBatch(samples, results["rewards"], metrics,
+                               self._preview(results, sorted(advantages)), micro_batches)
+
+    def _preview(self, results: Any, kept: list[int]) -> list[dict[str, Any]]:
+        """The first trained rollouts of the round, for ``log_completions``."""
+        return [{"prompt": results["prompts"][i], "completion": results["completions"][i],
+                 "reward": results["rewards"][i],
+                 "metrics": {name: values[i] for name, values in results["metrics"].items()}}
+                for i in kept[: self.args.num_completions_to_print]]
 
     def _generated_round(self) -> _Generated:
         """The round's rollouts. Pipelined (``num_batches_ahead`` = k >= 1 with vf-vllm): the
