@@ -296,7 +296,7 @@ def grpo_steps(model: Any, tokenizer: Any, device: torch.device, mode: str, tiny
         Sample,
         advantages_for,
         collate,
-        group_rewards,
+        groups_by_id,
         split,
     )
     from verifiers_trainer.inference.engine import InProcessEngine, SamplingParams
@@ -329,7 +329,7 @@ def grpo_steps(model: Any, tokenizer: Any, device: torch.device, mode: str, tiny
         synchronize(device)
         t1 = time.perf_counter()
         rewards = [reward(g.token_ids) for g in generations]
-        groups, _ = group_rewards(rewards, [False] * len(rows), group)
+        groups, _ = groups_by_id([i // group for i in range(len(rows))], [False] * len(rows))
         advantages = advantages_for(rewards, groups, "group")
         samples = [Sample(rows[i], g.token_ids or [tokenizer.pad_token_id], [1] * max(1, len(g.token_ids)),
                           g.logprobs or None, advantages.get(i, 0.0), rewards[i])

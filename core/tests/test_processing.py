@@ -86,3 +86,73 @@ def test_text_fallback_uses_the_chat_template(tiny_tokenizer):
 
 def test_processed_outputs_is_exported():
     assert vf.ProcessedOutputs is type(process_env_results([], [], [], []))
+
+
+# -- one length policy per sample -------------------------------------------------------------
+from verifiers.processing import LengthPolicy, rollout_to_samples  # noqa: E402
+
+
+def test_a_completion_cut_by_max_seq_len_is_zeroed_and_masked():
+    state = {"turns": [turn([1, 2], [3, 4, 5, 6])]}  # finished normally; the cut truncates it
+    out = process_env_results([[]], [[]], [state], [1.0], max_seq_len=4,
+                              mask_truncated_completions=True, zero_truncated_completions=True)
+    assert out["completion_ids"] == [[3, 4]]
+    assert out["is_truncated"] == [True]
+    assert out["completion_mask"] == [[0, 0]]
+    assert out["rewards"] == [0.0]
+
+
+def test_truncation_of_one_sample_does_not_leak_to_the_next():
+    # two samples (the second prompt does not extend the first turn); only the first is cut
+    state = {"turns": [turn([1, 2], [3, 4, 5, 6, 7]), turn([1, 2, 9], [8])]}
+    out = process_env_results([[]], [[]], [state], [1.0], max_seq_len=4,
+                              mask_truncated_completions=True, zero_truncated_completions=True)
+    assert out["is_truncated"] == [True, False]
+    assert out["completion_mask"] == [[0, 0], [1]]
+    assert out["rewards"] == [0.0, 1.0]
+
+
+def test_a_truncated_rollout_truncates_its_last_sample_only():
+    last = turn([1, 2, 9], [8, 8])
+    last["finish_reason"] = "length"
+    state = {"turns": [turn([1, 2], [3]), last], "is_truncated": True}
+    out = process_env_results([[]], [[]], [state], [1.0], zero_truncated_completions=True)
+    assert out["is_truncated"] == [False, True]
+    assert out["rewards"] == [1.0, 0.0]
+
+
+def test_max_seq_len_minus_one_or_none_means_no_limit_and_other_negatives_are_refused():
+    state = {"turns": [turn([1, 2], [3, 4, 5])]}
+    for unlimited in (-1, None):
+        out = process_env_results([[]], [[]], [state], [1.0], max_seq_len=unlimited)
+        assert out["completion_ids"] == [[3, 4, 5]] and out["is_truncated"] == [False]
+    for bad in (-2, 0):
+        with pytest.raises(ValueError, match="max_seq_len must be an integer >= 1, or None / -1"):
+            process_env_results([[]], [[]], [state], [1.0], max_seq_len=bad)
+
+
+def test_rollout_to_samples_applies_completion_and_prompt_limits_once():
+    state = {"turns": [turn([1, 2, 3], [4, 5, 6])]}
+    cut = rollout_to_samples([], [], state, 0.5, LengthPolicy(max_completion_length=2))
+    assert [(s.completion_ids, s.is_truncated, s.reward) for s in cut] == [([4, 5], True, 0.5)]
+    assert cut[0].completion_logprobs == [-0.5, -0.5]
+    # a prompt over its limit is never cut: kept whole, flagged, nothing trained
+    long = rollout_to_samples([], [], state, 0.5, LengthPolicy(max_prompt_length=2))
+    assert long[0].prompt_ids == [1, 2, 3] and long[0].prompt_too_long is True
+    assert long[0].completion_mask == [0, 0, 0] and long[0].is_truncated is False
+    fits = rollout_to_samples([], [], state, 0.5, LengthPolicy(max_prompt_length=3))
+    assert fits[0].prompt_too_long is False and fits[0].completion_mask == [1, 1, 1]
+
+
+def test_rollout_to_samples_refuses_bad_limits():
+    with pytest.raises(ValueError, match="max_completion_length must be an integer >= 1"):
+        LengthPolicy(max_completion_length=-5)
+    with pytest.raises(ValueError, match="max_prompt_length"):
+        LengthPolicy(max_prompt_length=1.5)
+
+
+def test_rollout_to_samples_is_public():
+    import verifiers.processing as processing
+
+    assert {"LengthPolicy", "TokenSample", "rollout_to_samples", "process_env_results"} <= set(
+        processing.__all__)

@@ -15,6 +15,7 @@ from verifiers_trainer.grpo.math import (
     completion_mask_from_lengths,
     entropy_from_logits,
     group_advantages,
+    grouped_advantages,
     grpo_loss,
     importance_ratio,
     masked_mean,
@@ -201,6 +202,39 @@ def test_group_advantages_group_size_one_and_errors():
         group_advantages(t([1, 0]), 2, "global")
     with pytest.raises(ValueError, match="1-D"):
         group_advantages(t([[1, 0]]), 2)
+
+
+@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+def test_grouped_advantages_follow_the_group_ids_in_any_order(scale):
+    rewards = t([1, 0, 0, 0, 3, 1, 2, 2])
+    contiguous = group_advantages(rewards, 4, scale)
+    order = torch.tensor([5, 0, 7, 2, 1, 6, 4, 3])
+    shuffled = grouped_advantages(rewards[order], torch.tensor([10, 20])[order // 4], scale)
+    torch.testing.assert_close(shuffled, contiguous[order])
+
+
+def test_grouped_advantages_on_groups_of_different_sizes_by_hand():
+    """Group 7: rewards 2, 0, 1 (mean 1, unbiased std 1); group 3: 5, 5 (all equal: 0);
+    group 9: a single reward (no comparison: 0); NaN: left out, 0."""
+    rewards = t([2, 5, 0, 4, 5, 1, float("nan")])
+    ids = torch.tensor([7, 3, 7, 9, 3, 7, 3])
+    assert grouped_advantages(rewards, ids, "group").tolist() == pytest.approx(
+        [1 / 1.0001, 0, -1 / 1.0001, 0, 0, 0, 0])
+    assert grouped_advantages(rewards, ids, "none").tolist() == pytest.approx([1, 0, -1, 0, 0, 0, 0])
+    with pytest.raises(ValueError, match="same length"):
+        grouped_advantages(rewards, ids[:3])
+
+
+def test_trainer_advantages_are_the_math_modules_on_the_usable_rollouts():
+    from verifiers_trainer.grpo.batching import advantages_for, groups_by_id
+
+    ids = ["b", "a", "b", "a", "b", "a", "c", "c"]
+    failed = [False, False, False, True, False, False, True, False]
+    rewards = [1.0, 2.0, 0.0, 9.0, 2.0, 4.0, 5.0, 5.0]
+    groups, dropped = groups_by_id(ids, failed)
+    assert groups == [[0, 2, 4], [1, 5]] and dropped == 3  # two failed, "c" left with one
+    advantages = advantages_for(rewards, groups, "none")
+    assert advantages == pytest.approx({0: 0.0, 2: -1.0, 4: 1.0, 1: -1.0, 5: 1.0})
 
 
 def test_group_std_matches_trl_nanstd():

@@ -1,20 +1,23 @@
 """From scored rollouts to padded training tensors, one micro-batch at a time.
 
-A generation batch is a list of rollouts laid out group by group (``num_generations``
-consecutive rollouts share a prompt). Advantages are computed per group on the rollouts'
-rewards; failed rollouts are dropped from their group (and counted) before that. Each
-rollout then becomes one or more token samples (:func:`verifiers.processing.
-process_env_results`: the server's own token ids; env tokens masked), which are padded into
-micro-batches.
+The rollouts of a round come with the group each belongs to (the rollouts of one prompt
+share a group id, whatever their order). Advantages are computed per group on the
+rollouts' rewards; failed rollouts are dropped from their group (and counted) before that.
+Each rollout then becomes one or more token samples (:func:`verifiers.processing.
+rollout_to_samples`: the server's own token ids, environment tokens masked, one length
+policy), which are padded into micro-batches.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from verifiers_trainer.grpo.math import grouped_advantages
 
 
 @dataclass
@@ -35,45 +38,70 @@ class GenerationBatch:
     rewards: list[float]
     metrics: dict[str, float] = field(default_factory=dict)
     completions_preview: list[dict[str, Any]] = field(default_factory=list)
+    #: the samples split into the round's micro-batches (order kept)
+    micro_batches: list[list[Sample]] = field(default_factory=list)
 
 
-def group_rewards(
-    rewards: list[float], failed: list[bool], group_size: int
-) -> tuple[list[list[int]], int]:
-    """Indices of the usable rollouts of each group, and how many were dropped.
+def prompt_length(tokenizer: Any, prompt: Any, tools: Sequence[Any] | None = None) -> int:
+    """Tokens of ``prompt`` as the generator renders it: a chat prompt through the
+    tokenizer's chat template with the generation prompt (and ``tools``), a text prompt
+    tokenized as is."""
+    if isinstance(prompt, str):
+        return len(tokenizer(prompt)["input_ids"])
+    messages = [m.model_dump(exclude_none=True) if hasattr(m, "model_dump") else dict(m) for m in prompt]
+    for message in messages:
+        if message.get("content") is None:
+            message["content"] = ""
+    text = tokenizer.apply_chat_template(messages, tools=list(tools) if tools else None,
+                                         tokenize=False, add_generation_prompt=True)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def groups_by_id(group_ids: Sequence[Any], failed: Sequence[bool]) -> tuple[list[list[int]], int]:
+    """Indices of the usable rollouts of each group (the rollouts sharing a group id, in
+    any order), and how many rollouts were dropped.
 
     A failed rollout (model, tool or reward error) is left out of its group's statistics;
     a group left with fewer than two rollouts carries no comparison and is dropped whole.
     """
-    groups, dropped = [], 0
-    for start in range(0, len(rewards), group_size):
-        members = [i for i in range(start, min(start + group_size, len(rewards))) if not failed[i]]
-        dropped += min(group_size, len(rewards) - start) - len(members)
-        if len(members) >= 2:
-            groups.append(members)
-        else:
-            dropped += len(members)
-    return groups, dropped
+    members: dict[Any, list[int]] = {}
+    for i, (group, bad) in enumerate(zip(group_ids, failed, strict=True)):
+        members.setdefault(group, [])
+        if not bad:
+            members[group].append(i)
+    groups = [m for m in members.values() if len(m) >= 2]
+    return groups, len(group_ids) - sum(len(m) for m in groups)
 
 
 def advantages_for(
-    rewards: list[float], groups: list[list[int]], scale_rewards: str, eps: float = 1e-4
+    rewards: Sequence[float], groups: list[list[int]], scale_rewards: str, eps: float = 1e-4
 ) -> dict[int, float]:
-    """``{rollout index: advantage}`` for the rollouts in ``groups`` (same rule as
-    :func:`verifiers_trainer.grpo.math.group_advantages`, on groups of varying size)."""
-    out: dict[int, float] = {}
-    all_rewards = torch.tensor([rewards[i] for g in groups for i in g], dtype=torch.float64)
-    batch_std = all_rewards.std().item() if all_rewards.numel() > 1 else 0.0
-    for members in groups:
-        values = torch.tensor([rewards[i] for i in members], dtype=torch.float64)
-        centered = values - values.mean()
-        if scale_rewards == "group":
-            centered = centered / (values.std() + eps)
-        elif scale_rewards == "batch":
-            centered = centered / (batch_std + eps)
-        for i, a in zip(members, centered.tolist(), strict=True):
-            out[i] = a
-    return out
+    """``{rollout index: advantage}`` for the rollouts in ``groups``:
+    :func:`verifiers_trainer.grpo.math.grouped_advantages` on their rewards (the batch
+    statistics of ``scale_rewards="batch"`` are over these rollouts only)."""
+    members = [i for g in groups for i in g]
+    if not members:
+        return {}
+    values = torch.tensor([rewards[i] for i in members], dtype=torch.float64)
+    ids = torch.tensor([k for k, g in enumerate(groups) for _ in g])
+    advantages = grouped_advantages(values, ids, scale_rewards, eps)  # type: ignore[arg-type]
+    return dict(zip(members, advantages.tolist(), strict=True))
+
+
+def trained_rewards(rewards: Sequence[float], tokens: Mapping[int, Sequence[Any]]) -> list[float]:
+    """The reward each rollout trains with: its own, or 0 where the length policy zeroed
+    one of its token samples (``tokens``: rollout index -> its samples; rollouts without
+    samples keep their reward)."""
+    return [min((t.reward for t in tokens[i]), default=r) if i in tokens else float(r)
+            for i, r in enumerate(rewards)]
+
+
+def training_samples(tokens: Mapping[int, Sequence[Any]], advantages: Mapping[int, float]) -> list[Sample]:
+    """The trained rollouts' token samples (:class:`verifiers.processing.TokenSample`), each
+    with its rollout's advantage, in rollout order."""
+    return [Sample(t.prompt_ids, t.completion_ids, t.completion_mask, t.completion_logprobs,
+                   advantages[i], t.reward)
+            for i in sorted(advantages) for t in tokens[i]]
 
 
 def collate(samples: list[Sample], pad_id: int, max_completion_length: int | None = None

@@ -121,8 +121,8 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
     )
     max_prompt_length: int | None = field(
         default=1024,
-        metadata={"help": "Prompt tokens kept (longer prompts are truncated from the left); "
-                  ">= 1, or None for no limit."},
+        metadata={"help": "Prompt tokens allowed: longer prompts are left out before sampling "
+                  "(never cut; metric rollouts/prompt_too_long); >= 1, or None for no limit."},
     )
     max_completion_length: int = field(
         default=2048,

@@ -43,6 +43,7 @@ __all__ = [
     "completion_mask_from_lengths",
     "entropy_from_logits",
     "group_advantages",
+    "grouped_advantages",
     "grpo_loss",
     "importance_ratio",
     "masked_mean",
@@ -108,7 +109,6 @@ def group_advantages(
     Returns:
         ``(B,)`` advantages (float).
     """
-    _check_choice("scale_rewards", scale_rewards, SCALE_REWARDS)
     if rewards.dim() != 1:
         raise ValueError(f"rewards must be 1-D (B,); got shape {tuple(rewards.shape)}.")
     if group_size < 1 or rewards.numel() % group_size != 0:
@@ -116,13 +116,51 @@ def group_advantages(
             f"rewards ({rewards.numel()} values) must split into whole groups of group_size "
             f"({group_size}); lay them out group-contiguous, num_groups × group_size."
         )
+    groups = torch.arange(rewards.numel(), device=rewards.device) // group_size
+    return grouped_advantages(rewards, groups, scale_rewards, eps)
+
+
+def grouped_advantages(
+    rewards: Tensor,
+    group_ids: Tensor,
+    scale_rewards: ScaleRewards = "group",
+    eps: float = 1e-4,
+) -> Tensor:
+    """Group-relative advantages where ``group_ids[i]`` names the group of reward ``i``:
+    groups may have any size and any order (the rule of :func:`group_advantages`, which
+    is this with ``group_ids = i // group_size``).
+
+    The group mean is the baseline; ``"group"`` divides by the group's unbiased standard
+    deviation + ``eps``, ``"batch"`` by that of all rewards + ``eps``, ``"none"`` by
+    nothing. NaN rewards are left out of the statistics and get advantage 0; a group with
+    one (non-NaN) reward gets 0.
+
+    Args:
+        rewards: ``(B,)`` rewards.
+        group_ids: ``(B,)`` integer group of each reward.
+        scale_rewards, eps: as in :func:`group_advantages`.
+    """
+    _check_choice("scale_rewards", scale_rewards, SCALE_REWARDS)
+    if rewards.dim() != 1 or group_ids.shape != rewards.shape:
+        raise ValueError(
+            f"rewards and group_ids must be 1-D of the same length; got shapes "
+            f"{tuple(rewards.shape)} and {tuple(group_ids.shape)}."
+        )
     r = rewards if rewards.is_floating_point() else rewards.float()
-    grouped = r.view(-1, group_size)
-    baseline = torch.nanmean(grouped, dim=1).repeat_interleave(group_size)
-    advantages = r - baseline
+    if r.numel() == 0:
+        return r.clone()
+    index = torch.unique(group_ids, return_inverse=True)[1]
+    size = int(index.max()) + 1
+    valid = ~torch.isnan(r)
+    clean = torch.where(valid, r, torch.zeros_like(r))
+    count = torch.zeros(size, dtype=r.dtype, device=r.device).index_add_(0, index, valid.to(r.dtype))
+    total = torch.zeros(size, dtype=r.dtype, device=r.device).index_add_(0, index, clean)
+    advantages = r - (total / count)[index]
     if scale_rewards == "group":
-        std = _nanstd(grouped, dim=1) if group_size > 1 else torch.zeros(len(grouped)).to(r)
-        advantages = advantages / (std.repeat_interleave(group_size) + eps)
+        deviation = torch.where(valid, advantages, torch.zeros_like(r)) ** 2
+        squares = torch.zeros(size, dtype=r.dtype, device=r.device).index_add_(0, index, deviation)
+        std = torch.where(count > 1, squares / (count - 1).clamp(min=1), torch.full_like(count, float("nan")))
+        advantages = advantages / (std.sqrt()[index] + eps)
     elif scale_rewards == "batch":
         std = _nanstd(r) if r.numel() > 1 else torch.zeros((), dtype=r.dtype, device=r.device)
         advantages = advantages / (std + eps)

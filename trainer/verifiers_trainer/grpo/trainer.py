@@ -6,10 +6,13 @@ Reading order, top to bottom:
    built from reward functions), the generation backend (the in-process engine over the
    training model, or a vf-vllm server whose weights follow every optimizer step).
 2. Generation round (``_generate_round``), once per ``gradient_accumulation_steps x
-   num_iterations`` micro-steps: draw prompts, run ``num_generations`` rollouts each through
-   the environment, drop failed rollouts from their groups, compute group-relative
-   advantages, turn rollouts into token samples from the server's own token ids, split into
-   micro-batches, and precompute old / reference log-probs where the loss needs them.
+   num_iterations`` micro-steps: draw prompts (leaving out those over ``max_prompt_length``),
+   run ``num_generations`` rollouts each through the environment, group them by the group
+   ids the environment returns, drop failed rollouts from their groups, turn rollouts into
+   token samples from the server's own token ids (one length policy,
+   :func:`verifiers.processing.rollout_to_samples`), compute group-relative advantages,
+   split into micro-batches, and precompute old / reference log-probs where the loss needs
+   them.
 3. Loss (``compute_loss``): log-probs of the completion tokens under the current policy and
    :func:`verifiers_trainer.grpo.math.grpo_loss` on them.
 
@@ -30,21 +33,25 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import Dataset
 from transformers import PreTrainedModel, Trainer
 
 import verifiers as vf
+from verifiers.processing import LengthPolicy, TokenSample, rollout_to_samples
 from verifiers_trainer.grpo import launch, round_rewards
 from verifiers_trainer.grpo.batching import (
     GenerationBatch,
     Sample,
     advantages_for,
     collate,
-    group_rewards,
+    groups_by_id,
+    prompt_length,
     split,
+    trained_rewards,
+    training_samples,
 )
 from verifiers_trainer.grpo.completions_log import log_completions
 from verifiers_trainer.grpo.config import GRPOConfig
@@ -62,6 +69,21 @@ from verifiers_trainer.grpo.sharding import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class _Draw(NamedTuple):
+    """The rows of a round, where the prompt stream stood before drawing them (what a
+    checkpoint records), and how many rollouts were left out for an over-long prompt."""
+
+    rows: list[dict[str, Any]] | GivenRollouts
+    before: dict[str, Any]
+    prompt_too_long: int = 0
+
+
+class _Generated(NamedTuple):
+    results: Any
+    seconds: float
+    prompt_too_long: int
 
 
 class _Steps(Dataset):
@@ -313,11 +335,12 @@ class GRPOTrainer(DocumentedAPI, Trainer):
             self._pending_metrics["timing/weight_sync_s"].append(seconds)
         self._synced_step = self.state.global_step
 
-    def _round_rows(self) -> tuple[list[dict[str, Any]] | GivenRollouts, dict[str, Any]]:
-        """The rollouts of the next round (``num_generations`` per prompt), and where the
-        prompt stream stood before drawing them (what a checkpoint records). Completions
-        given with their rewards (``get_batch`` returning ``(prompts, completions,
-        rewards)``, or pre-generated data) come back as :class:`GivenRollouts`."""
+    def _round_rows(self) -> _Draw:
+        """The rollouts of the next round (``num_generations`` per prompt, each row with its
+        ``example_id`` = ``group_id`` and ``rollout_index``). Completions given with their
+        rewards (``get_batch`` returning ``(prompts, completions, rewards)``, or
+        pre-generated data) come back as :class:`GivenRollouts`. Prompts longer than
+        ``max_prompt_length`` are left out here, before sampling."""
         group = self.args.num_generations
         before = {"prompt_order": list(self._prompt_order), "prompt_position": self._prompt_position,
                   "epoch": self._epoch, "round_number": self._round_number}
@@ -332,30 +355,57 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         if isinstance(prompts, tuple) and len(prompts) == 3 and all(
                 isinstance(part, Sequence) and not isinstance(part, str | Mapping) for part in prompts):
             self._round_number += 1
-            return from_triple(*prompts), before
+            return _Draw(from_triple(*prompts), before)
         if self._pregenerated is not None:
             self._round_number += 1
-            return self._pregenerated.for_rows(prompts), before
+            return _Draw(self._pregenerated.for_rows(prompts), before)
         if len(prompts) != self.prompts_per_round:
             raise ValueError(f"get_batch returned {len(prompts)} rows; a round needs "
                              f"{self.prompts_per_round} (see GRPOTrainer.prompts_per_round).")
-        rows = [dict(row) for row in prompts for _ in range(group)]
+        fitting = self._prompts_that_fit(prompts)
+        rows = [dict(row) for row in fitting for _ in range(group)]
         self._round_number += 1
         for i, row in enumerate(rows):
-            row["rollout_index"] = i % group
-            row["example_id"] = f"{row.get('example_id')}:{self._round_number}:{i // group}"
-        return rows, before
+            group_id = f"{row.get('example_id')}:{self._round_number}:{i // group}"
+            row.update(example_id=group_id, group_id=group_id, rollout_index=i % group)
+        return _Draw(rows, before, (len(prompts) - len(fitting)) * group)
 
-    async def _rollouts(self, rows: list[dict[str, Any]] | GivenRollouts) -> tuple[Any, float]:
+    def _prompts_that_fit(self, rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The rows whose prompt fits ``max_prompt_length`` (tokens as the generator renders
+        them); the others are left out with a warning, and a round where none fits fails."""
+        limit = self.args.max_prompt_length
+        if not limit or self.processing_class is None:
+            return list(rows)
+        fitting, longest = [], 0
+        for row in rows:
+            if "prompt" not in row:  # built by the environment: checked on its samples
+                fitting.append(row)
+                continue
+            tools = (row.get("info") or {}).get("oai_tools") or self.env.oai_tools
+            length = prompt_length(self.processing_class, row["prompt"], tools)
+            if length <= limit:
+                fitting.append(row)
+            longest = max(longest, length)
+        if not fitting:
+            raise ValueError(f"Every prompt of this round is longer than max_prompt_length={limit} "
+                             f"tokens (the longest has {longest}). Raise max_prompt_length (or set it "
+                             "to None), or shorten the prompts.")
+        if len(fitting) < len(rows):
+            logger.warning("%d of %d prompts have more than max_prompt_length=%d tokens (up to %d); "
+                           "they are left out of this round.", len(rows) - len(fitting), len(rows),
+                           limit, longest)
+        return fitting
+
+    async def _rollouts(self, draw: _Draw) -> _Generated:
         start = time.perf_counter()
-        if isinstance(rows, GivenRollouts):
-            return rows.results(), 0.0
+        if isinstance(draw.rows, GivenRollouts):
+            return _Generated(draw.rows.results(), 0.0, 0)
         results = await self.env.a_generate(
-            rows, self._client, self._model_name, self.sampling_args(),
+            draw.rows, self._client, self._model_name, self.sampling_args(),
             max_concurrent=self.args.max_concurrent, progress=False,
             score_rollouts=not round_rewards.scored_after_round(self),
         )
-        return results, time.perf_counter() - start
+        return _Generated(results, time.perf_counter() - start, draw.prompt_too_long)
 
     def _pipelined(self) -> bool:
         """Generate the next round while training on this one (vf-vllm only: in process, the
@@ -368,87 +418,101 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             threading.Thread(target=self._loop.run_forever, name="vf-generation", daemon=True).start()
-        rows, before = self._round_rows()
-        before["submitted_step"] = self.state.global_step
-        future = asyncio.run_coroutine_threadsafe(self._rollouts(rows), self._loop)
-        self._in_flight.append((future, before))
+        draw = self._round_rows()
+        draw.before["submitted_step"] = self.state.global_step
+        future = asyncio.run_coroutine_threadsafe(self._rollouts(draw), self._loop)
+        self._in_flight.append((future, draw.before))
 
     def _generate_round(self) -> GenerationBatch:
-        """One round of scored rollouts. Pipelined (``num_batches_ahead`` = k >= 1 with
-        vf-vllm): the round was generated while earlier steps trained, with weights up to k
-        steps old (rounds still running when new weights arrive are frozen for the update
-        and finish with the new ones; the sampler correction uses the logprobs they were
-        sampled with), and rounds are queued until k are in flight. Otherwise generated now,
-        with the current weights."""
+        """One GRPO round: draw rows and generate their rollouts (or take the round generated
+        ahead), score them, group them by the environment's group ids, turn them into token
+        samples, compute advantages within each group, and split into micro-batches."""
+        generated = self._generated_round()  # rows drawn, rollouts generated
+        results = generated.results
+        self._score_round(results)
+        round_rewards.check_round(self.accelerator, results["errors"])
+        failed = [e is not None for e in results["errors"]]
+        groups, dropped = groups_by_id(_group_ids(results), failed)  # failed rollouts left out
+        tokens = {i: self._token_samples(results, i) for g in groups for i in g}
+        advantages = advantages_for(trained_rewards(results["rewards"], tokens), groups,
+                                    self.args.scale_rewards)
+        samples = training_samples(tokens, advantages)
+        micro_batches = split(samples, self._micro_per_round)
+
+        metrics = self._round_metrics(results, failed, dropped, generated.seconds)
+        metrics["rollouts/prompt_too_long"] = float(generated.prompt_too_long + sum(
+            any(t.prompt_too_long for t in ts) for ts in tokens.values()))
+        if results.get("given_rewards") and samples:  # no server usage: count the tokens trained
+            metrics["completions/mean_length"] = statistics.fmean(len(s.completion_ids) for s in samples)
+        return GenerationBatch(samples, results["rewards"], metrics,
+                               self._preview(results, sorted(advantages)), micro_batches)
+
+    def _preview(self, results: Any, kept: list[int]) -> list[dict[str, Any]]:
+        """The first trained rollouts of the round, for ``log_completions``."""
+        return [{"prompt": results["prompts"][i], "completion": results["completions"][i],
+                 "reward": results["rewards"][i],
+                 "metrics": {name: values[i] for name, values in results["metrics"].items()}}
+                for i in kept[: self.args.num_completions_to_print]]
+
+    def _generated_round(self) -> _Generated:
+        """The round's rollouts. Pipelined (``num_batches_ahead`` = k >= 1 with vf-vllm): the
+        round was generated while earlier steps trained, with weights up to k steps old
+        (rounds still running when new weights arrive are frozen for the update and finish
+        with the new ones; the sampler correction uses the logprobs they were sampled with),
+        and rounds are queued until k are in flight. Otherwise drawn and generated now, with
+        the current weights."""
         args = self.args
-        group = args.num_generations
-        if self._pipelined():
-            if not self._in_flight:
-                self._sync_weights()
-                self._submit()
-            future, submitted = self._in_flight.pop(0)
-            self._pending_metrics["async/off_policy_steps"].append(
-                float(self.state.global_step - submitted["submitted_step"]))
-            waited = time.perf_counter()
-            try:
-                results, generation_s = future.result(timeout=args.async_generation_timeout)
-            except TimeoutError as exc:
-                raise RuntimeError(
-                    f"A generation round took longer than async_generation_timeout="
-                    f"{args.async_generation_timeout} s. Is the vf-vllm server overloaded? Raise "
-                    "the timeout, or lower max_concurrent / the batch size."
-                ) from exc
-            self._pending_metrics["timing/generation_wait_s"].append(time.perf_counter() - waited)
-            self._sync_weights()
-            while len(self._in_flight) < args.num_batches_ahead:
-                self._submit()
-        else:
-            rows, _ = self._round_rows()
+        if not self._pipelined():
+            draw = self._round_rows()
             self._sync_weights()
             was_training = self.model.training
             self.model.eval()
             try:
                 with self._generation_weights():
-                    results, generation_s = asyncio.run(self._rollouts(rows))
+                    return asyncio.run(self._rollouts(draw))
             finally:
                 self.model.train(was_training)
+        if not self._in_flight:
+            self._sync_weights()
+            self._submit()
+        future, submitted = self._in_flight.pop(0)
+        self._pending_metrics["async/off_policy_steps"].append(
+            float(self.state.global_step - submitted["submitted_step"]))
+        waited = time.perf_counter()
+        try:
+            generated = future.result(timeout=args.async_generation_timeout)
+        except TimeoutError as exc:
+            raise RuntimeError(
+                f"A generation round took longer than async_generation_timeout="
+                f"{args.async_generation_timeout} s. Is the vf-vllm server overloaded? Raise "
+                "the timeout, or lower max_concurrent / the batch size."
+            ) from exc
+        self._pending_metrics["timing/generation_wait_s"].append(time.perf_counter() - waited)
+        self._sync_weights()
+        while len(self._in_flight) < args.num_batches_ahead:
+            self._submit()
+        return generated
 
+    def _score_round(self, results: Any) -> None:
+        """Rewards for the whole round at once, when they are scored after it
+        (``compute_rewards`` overridden, or a rubric scoring in batches)."""
         if round_rewards.scored_after_round(self):
             self._round_results = results
             rewards = self.compute_rewards(results["completions"], results["prompts"], self._round_epoch)
             round_rewards.apply_rewards(results, rewards, getattr(self, "_round_metrics_of_rubric", None))
             self._round_metrics_of_rubric = None
-        round_rewards.check_round(self.accelerator, results["errors"])
-        failed = [e is not None for e in results["errors"]]
-        if "group_ids" in results:  # given completions: groups of any size
-            groups, dropped = _groups_by_id(results["group_ids"], failed)
-        else:
-            groups, dropped = group_rewards(results["rewards"], failed, group)
-        advantages = advantages_for(results["rewards"], groups, args.scale_rewards)
-        kept = sorted(advantages)
-        processed = self.env.process_env_results(
-            [results["prompts"][i] for i in kept], [results["completions"][i] for i in kept],
-            [results["states"][i] for i in kept], [results["rewards"][i] for i in kept],
-            processing_class=self.processing_class,
-            mask_env_responses=args.mask_env_responses,
-            mask_truncated_completions=args.mask_truncated_completions,
-            zero_truncated_completions=args.zero_truncated_completions,
-            max_seq_len=args.max_seq_len,
-        )
-        samples = [
-            Sample(s["prompt_ids"][-args.max_prompt_length:] if args.max_prompt_length else s["prompt_ids"],
-                   s["completion_ids"], s["completion_mask"], s["completion_logprobs"],
-                   advantages[kept[s["rollout_indices"]]], s["rewards"])
-            for s in processed
-        ]
-        metrics = self._round_metrics(results, failed, dropped, generation_s)
-        if results.get("given_rewards") and samples:  # no server usage: count the tokens trained
-            metrics["completions/mean_length"] = statistics.fmean(len(s.completion_ids) for s in samples)
-        preview = [{"prompt": results["prompts"][i], "completion": results["completions"][i],
-                    "reward": results["rewards"][i],
-                    "metrics": {name: values[i] for name, values in results["metrics"].items()}}
-                   for i in kept[: args.num_completions_to_print]]
-        return GenerationBatch(samples, results["rewards"], metrics, preview)
+
+    def _token_samples(self, results: Any, i: int) -> list[TokenSample]:
+        """Rollout ``i``'s token samples, with the run's length limits applied once each."""
+        args = self.args
+        policy = LengthPolicy(
+            max_prompt_length=args.max_prompt_length, max_completion_length=args.max_completion_length,
+            max_seq_len=args.max_seq_len, mask_truncated=args.mask_truncated_completions,
+            zero_truncated=args.zero_truncated_completions)
+        return rollout_to_samples(
+            results["prompts"][i], results["completions"][i], results["states"][i],
+            results["rewards"][i], policy, processing_class=self.processing_class,
+            message_type=self.env.message_type, mask_env_responses=args.mask_env_responses)
 
     def compute_rewards(self, completions: list[Any], prompts: list[Any], epoch: int | None = None) -> Any:
         """The rewards of this round's completions (one per completion): the given rewards
@@ -527,7 +591,7 @@ class GRPOTrainer(DocumentedAPI, Trainer):
             logger.warning("generation round produced no trainable samples (all groups failed "
                            "or had fewer than two usable rollouts); skipping its updates")
         pad = self.processing_class.pad_token_id
-        micro = split(round_.samples, self._micro_per_round)
+        micro = round_.micro_batches
         self._buffer = [collate(m, pad, args.max_completion_length) if m else {} for m in micro]
         # old log-probs: the policy's as the round begins, needed once it can change during
         # the round (several passes, or a round spanning optimizer steps); otherwise they equal
@@ -743,16 +807,10 @@ def _takes_no_arguments(method: Any) -> bool:
                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
 
 
-def _groups_by_id(group_ids: list[Any], failed: list[bool]) -> tuple[list[list[int]], int]:
-    """Indices of the usable rollouts of each group (rollouts sharing a group id); groups
-    left with fewer than two are dropped whole, as in :func:`batching.group_rewards`."""
-    members: dict[Any, list[int]] = {}
-    for i, group in enumerate(group_ids):
-        members.setdefault(group, [])
-        if not failed[i]:
-            members[group].append(i)
-    groups = [m for m in members.values() if len(m) >= 2]
-    return groups, len(group_ids) - sum(len(m) for m in groups)
+def _group_ids(results: Any) -> list[Any]:
+    """The group of each rollout, as the environment returned it (the trainer's rows set
+    ``example_id`` = ``group_id``, one per prompt and round)."""
+    return list(results["example_ids"])
 
 
 def _steps_for_epochs(args: GRPOConfig, rows: int) -> int:

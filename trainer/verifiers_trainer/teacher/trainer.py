@@ -234,8 +234,8 @@ class TeacherGRPOTrainer(GRPOTrainer):
         if limit and longest > limit and not self._warned_prompt:
             self._warned_prompt = True
             logger.warning("A teacher prompt has %d tokens, more than max_prompt_length=%d: its "
-                           "loss is computed under the truncated prompt, not the one the "
-                           "teaching was sampled from. Raise max_prompt_length.", longest, limit)
+                           "rollouts are not trained on (counted in rollouts/prompt_too_long). "
+                           "Raise max_prompt_length.", longest, limit)
 
     def _log_samples(self, results: Any, failed: list[bool]) -> None:
         path = os.path.join(self.args.output_dir, SAMPLES_FILE)
