@@ -809,8 +809,8 @@ def _takes_no_arguments(method: Any) -> bool:
 
 def _group_ids(results: Any) -> list[Any]:
     """The group of each rollout, as the environment returned it (the trainer's rows set
-    ``example_id`` = ``group_id``, one per prompt and round)."""
-    return list(results["example_ids"])
+    ``group_id``, one per prompt and round; given completions carry their own)."""
+    return list(results["group_ids"])
 
 
 def _steps_for_epochs(args: GRPOConfig, rows: int) -> int:
