@@ -8,24 +8,26 @@ Reading order, top to bottom:
    or by default the reference model (a frozen copy of the initial model when the trainer
    keeps none). With ``use_reference_teacher_model`` the teachings are sampled from the
    reference model instead of the policy.
-2. Each round (GRPOTrainer's ``_generate_round`` over ``TeachingEnv.a_generate``): the
+2. Each round (GRPOTrainer's round over ``TeachingEnv.a_generate``, in ``round_context``): the
    student's baseline and probe per question, ``num_generations`` teachings per question
    from the teacher prompted with question + probe, the student's answer given each
    teaching, the rewards. The loss is computed from the teacher rollouts' own token ids, so
    under the very prompt each teaching was sampled from. The teacher's serving weights
    follow every optimizer step; the student's never change. A local student sits on the
    accelerator for the round only and is offloaded to the CPU while the teacher trains.
-3. Metrics (``_round_metrics``): ``teaching/*`` and a random share of logged samples.
+3. Metrics (``round_metrics``): ``teaching/*`` and a random share of logged samples.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
 import logging
 import os
 import random
+from collections.abc import Iterator
 from typing import Any
 
 from transformers import PreTrainedModel
@@ -157,10 +159,11 @@ class TeacherGRPOTrainer(GRPOTrainer):
             if isinstance(func, AdaptiveTeachingReward) and func.teacher_model is None:
                 func.teacher_model = self.teacher_model
         if use_reference_teacher_model:
-            if self._vllm is None:
-                from verifiers_trainer.inference.engine import InProcessEngine
+            from verifiers_trainer.inference.engine import InProcessEngine
 
-                self._client = InProcessEngine(reference, tokenizer, model_name=self._model_name)
+            policy = self.generation_client
+            if isinstance(policy, InProcessEngine):  # in process: the reference generates
+                self.generation_client = InProcessEngine(reference, tokenizer, model_name=policy.model_name)
             else:
                 logger.info("use_reference_teacher_model: the vf-vllm server's weights are not "
                             "updated; it must serve the initial (reference) weights.")
@@ -200,22 +203,25 @@ class TeacherGRPOTrainer(GRPOTrainer):
     # =====================================================================================
     # 2. each round
     # =====================================================================================
-    def _fill_buffer(self) -> None:
+    @contextlib.contextmanager
+    def round_context(self) -> Iterator[None]:
         """The GRPOTrainer's round, with the student on the accelerator throughout (it
         generates, and when it is the reference model it also gives the KL log-probs)."""
-        with self.student.on_device():
-            super()._fill_buffer()
+        with super().round_context(), self.student.on_device():
+            yield
 
-    def _sync_weights(self) -> None:
+    def push_weights(self) -> None:
         if not self.use_reference_teacher_model:  # the reference's weights never change
-            super()._sync_weights()
+            super().push_weights()
 
     # =====================================================================================
     # 3. metrics and samples
     # =====================================================================================
-    def _round_metrics(self, results: Any, failed: list[bool], dropped: int,
-                       seconds: float) -> dict[str, float]:
-        metrics = super()._round_metrics(results, failed, dropped, seconds)
+    def round_metrics(self, results: Any, failed: list[bool], dropped: int,
+                      seconds: float) -> dict[str, float]:
+        """GRPOTrainer's round metrics, plus ``teaching/*`` and the student's offload time;
+        also logs a share (``logging_prob``) of the round's samples."""
+        metrics = super().round_metrics(results, failed, dropped, seconds)
         outcomes = [outcome_of(s) for s, f in zip(results["states"], failed, strict=True) if not f]
         metrics.update(teaching_metrics([o for o in outcomes if o is not None]))
         placement = self.student.placement
