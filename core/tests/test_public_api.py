@@ -11,7 +11,7 @@ SEED_NAMES = {  # names the user documents (seeds 000-004) use from the vf names
     "Environment", "GRPOTrainer", "GRPOConfig", "grpo_defaults", "lora_defaults",
     "get_model_and_tokenizer",
 }
-TRAINER_NAMES = {"GRPOConfig", "GRPOTrainer", "TeacherGRPOTrainer", "AdaptiveTeachingReward",
+TRAINER_NAMES = {"GRPOConfig", "GRPOTrainer", "TeacherGRPOConfig", "TeacherGRPOTrainer", "AdaptiveTeachingReward",
                  "grpo_defaults", "lora_defaults", "get_model_and_tokenizer"}
 
 

@@ -65,6 +65,7 @@ _EXPORTS: dict[str, str] = {
 _TRAINER_EXPORTS = (
     "GRPOConfig",
     "GRPOTrainer",
+    "TeacherGRPOConfig",
     "TeacherGRPOTrainer",
     "AdaptiveTeachingReward",
     "grpo_defaults",
