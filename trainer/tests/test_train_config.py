@@ -8,12 +8,8 @@ import pytest
 
 from verifiers_trainer.cli.run_folder import RunFolder, config_differences
 from verifiers_trainer.cli.toml_io import dumps, parse_value
-from verifiers_trainer.cli.train_config import (
-    TRAINER_DEFAULTS,
-    ConfigError,
-    load_config,
-    parse_overrides,
-)
+from verifiers_trainer.cli.train_args import parse_overrides
+from verifiers_trainer.cli.train_config import TRAINER_DEFAULTS, ConfigError, load_config
 
 MINIMAL = """
 [env]
@@ -158,7 +154,7 @@ def test_bare_boolean_flags(tmp_path):
 
 
 def test_command_line_files_and_flags_are_told_apart():
-    from verifiers_trainer.cli.train_config import split_arguments
+    from verifiers_trainer.cli.train_args import split_arguments
 
     files, other, overrides = split_arguments(
         ["@", "a.toml", "--run.overwrite", "@b.toml", "--dry-run", "--trainer.max_steps", "3",

