@@ -11,7 +11,7 @@ DOCUMENTED_NAMES = {  # names the user documents (verifiers 0.1.x's guides, ATLA
     "Environment", "GRPOTrainer", "GRPOConfig", "grpo_defaults", "lora_defaults",
     "get_model_and_tokenizer",
 }
-TRAINER_NAMES = {"GRPOConfig", "GRPOTrainer", "TeacherGRPOTrainer", "AdaptiveTeachingReward",
+TRAINER_NAMES = {"GRPOConfig", "GRPOTrainer", "TeacherGRPOConfig", "TeacherGRPOTrainer", "AdaptiveTeachingReward",
                  "grpo_defaults", "lora_defaults", "get_model_and_tokenizer"}
 
 

@@ -67,6 +67,7 @@ _EXPORTS: dict[str, str] = {
 _TRAINER_EXPORTS = (
     "GRPOConfig",
     "GRPOTrainer",
+    "TeacherGRPOConfig",
     "TeacherGRPOTrainer",
     "AdaptiveTeachingReward",
     "grpo_defaults",

@@ -36,6 +36,21 @@ from verifiers.transport import (
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
+#: Public: the client helpers other packages (the trainer among them) may use.
+__all__ = [
+    "ContextLengthError",
+    "ModelRequestError",
+    "RetryPolicy",
+    "ServerUnreachableError",
+    "as_async_client",
+    "client_for_loop",
+    "create_chat",
+    "create_completion",
+    "gather_until_unreachable",
+    "make_async_client",
+    "normalize_sampling_args",
+]
+
 
 @dataclass
 class RetryPolicy:

@@ -172,3 +172,60 @@ def test_two_batches_ahead_through_vf_vllm(tiny, tiny_model_path, small_args):
     assert len([e for e in history if "reward" in e]) == 5
     assert max(lags) == 2  # steady state: each round was drawn two optimizer steps earlier
     assert statistics.fmean(e["timing/weight_sync_s"] for e in history if "timing/weight_sync_s" in e) > 0
+
+
+def test_public_hooks_run_each_round(tiny, small_args):
+    """A subclass using only the public hooks: round metrics, the generation context, the
+    round context, the generation client and pushing weights."""
+    import contextlib
+
+    from verifiers_trainer.inference.engine import InProcessEngine
+
+    events: list[str] = []
+
+    class Counting:
+        """The given client, counting the chat requests sent through it."""
+
+        def __init__(self, client):
+            self.inner, self.requests = client, 0
+            self.chat = self
+            self.completions = self
+
+        async def create(self, *args, **kwargs):
+            self.requests += 1
+            return await self.inner.chat.completions.create(*args, **kwargs)
+
+    class Hooked(GRPOTrainer):
+        def round_metrics(self, results, failed, dropped, seconds):
+            metrics = super().round_metrics(results, failed, dropped, seconds)
+            metrics["custom/rollouts"] = float(len(failed))
+            return metrics
+
+        @contextlib.contextmanager
+        def generation_context(self):
+            with super().generation_context() as whole:
+                events.append(f"generate:{'train' if self.model.training else 'eval'}")
+                yield whole
+
+        @contextlib.contextmanager
+        def round_context(self):
+            events.append("round:start")
+            with super().round_context():
+                yield
+            events.append("round:end")
+
+        def push_weights(self):
+            events.append("push")
+            super().push_weights()
+
+    model, tokenizer = tiny
+    trainer = Hooked(model=model, processing_class=tokenizer, env=varied_env(), args=small_args(max_steps=2))
+    assert isinstance(trainer.generation_client, InProcessEngine)
+    counting = Counting(trainer.generation_client)
+    trainer.generation_client = counting
+    assert trainer.client is counting
+    trainer.train()
+    assert events == ["round:start", "push", "generate:eval", "round:end"] * 2
+    assert counting.requests == 16  # 2 rounds x 2 prompts x 4 completions
+    logged = [e["custom/rollouts"] for e in trainer.state.log_history if "custom/rollouts" in e]
+    assert logged == [8.0, 8.0]

@@ -130,7 +130,7 @@ def test_learns_a_toy_task_generating_through_vf_vllm(tiny, tiny_model_path, tmp
 
 def test_lora_with_kl_to_the_adapter_free_base(tiny, tmp_path):
     from verifiers_trainer import lora_defaults
-    from verifiers_trainer.grpo.trainer import _merged_named_weights
+    from verifiers_trainer.grpo.trainer import merged_named_weights
 
     model, tokenizer = tiny
     base_names = {name for name, _ in model.named_parameters()}
@@ -140,7 +140,7 @@ def test_lora_with_kl_to_the_adapter_free_base(tiny, tmp_path):
     trainer.train()
     logged = [e for e in trainer.state.log_history if "kl" in e]
     assert len(logged) == 2 and all(e["kl"] >= 0 for e in logged)
-    merged = dict(_merged_named_weights(trainer.model))
+    merged = dict(merged_named_weights(trainer.model))
     assert set(merged) == base_names  # what vf-vllm receives: base names, adapters merged
 
 

@@ -14,6 +14,7 @@ from verifiers_trainer.teacher import (
     extract_solution,
     teaching_metrics,
 )
+from verifiers_trainer.teacher.config import TEACHING_FIELDS, TeacherGRPOConfig, teaching_settings
 from verifiers_trainer.teacher.templates import check_template
 
 # -- the formula ---------------------------------------------------------------------------
@@ -166,7 +167,8 @@ def test_bad_templates_fail_with_the_field_and_the_rule(name, template, error):
 
 
 def test_config_teaching_defaults_and_bounds():
-    config = GRPOConfig(output_dir="out", max_probe_tokens=50)
+    config = GRPOConfig(output_dir="out", max_probe_tokens=50)  # ATLAS's documented form
+    assert isinstance(config, TeacherGRPOConfig) and isinstance(config, GRPOConfig)
     assert config.max_probe_tokens == 50 and config.student_temperature == 0.0
     assert TeachingTemplates.from_config(config) == TeachingTemplates()
     with pytest.raises(ValueError, match="max_probe_tokens must be >= 1"):
@@ -175,6 +177,39 @@ def test_config_teaching_defaults_and_bounds():
         GRPOConfig(output_dir="out", student_vllm_server_port=0)
     literal = "{{json}} {question}"  # literal braces are allowed
     assert GRPOConfig(output_dir="out", student_baseline_template=literal).student_baseline_template == literal
+
+
+def test_teaching_settings_live_in_the_teacher_config():
+    import dataclasses
+
+    plain = GRPOConfig(output_dir="out")
+    assert type(plain) is GRPOConfig
+    assert not set(TEACHING_FIELDS) & {f.name for f in dataclasses.fields(GRPOConfig)}
+    assert set(TEACHING_FIELDS) == {"max_probe_tokens", "student_diagnostic_template",
+                                    "teacher_adaptive_template", "student_with_teaching_template",
+                                    "student_baseline_template", "student_max_tokens",
+                                    "student_temperature", "student_vllm_server_host",
+                                    "student_vllm_server_port"}
+    assert teaching_settings(plain).max_probe_tokens == 50  # a plain GRPOConfig: the defaults
+    own = TeacherGRPOConfig(output_dir="out", max_probe_tokens=7, student_temperature=0.5,
+                            batch_size=8, group_size=4)  # GRPOConfig's aliases work too
+    assert (own.max_probe_tokens, own.num_generations) == (7, 4)
+    assert teaching_settings(own).student_temperature == 0.5
+    assert own.templates == TeachingTemplates()
+    with pytest.raises(TypeError, match="Did you mean 'max_probe_tokens'"):
+        GRPOConfig(output_dir="out", max_probe_token=7)
+    with pytest.raises(TypeError, match="unknown keyword 'student_colour'"):
+        GRPOConfig(output_dir="out", max_probe_tokens=7, student_colour="red")
+
+
+def test_grpo_config_module_does_not_import_the_teacher():
+    import subprocess
+    import sys
+
+    code = ("import sys, verifiers_trainer.grpo.config as c; "
+            "print(sorted(m for m in sys.modules if m.startswith('verifiers_trainer.teacher')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # -- the reward on its own: it asks a student ------------------------------------------------

@@ -145,7 +145,7 @@ def test_reference_teacher_and_environment_data(teacher, tmp_path):
     assert [r["answer"] for r in rows] == [r["answer"] for r in env.get_dataset()]
     assert rows[0]["info"]["question"] == env.get_dataset()[0]["question"]
     # the teachings come from the frozen reference, not from the policy
-    assert trainer._client.model is trainer.teacher_model is trainer.student_model
+    assert trainer.generation_client.model is trainer.teacher_model is trainer.student_model
     assert trainer.teacher_model is not model
     trainer.train()
     assert "teaching/student_accuracy" in trainer.state.log_history[0]

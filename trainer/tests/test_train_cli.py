@@ -64,6 +64,20 @@ def test_print_config_and_dry_run(tmp_path):
     assert not (tmp_path / "tiny-test").exists()  # a dry run writes nothing
 
 
+def test_config_files_after_at_and_bare_flags(tmp_path):
+    more = tmp_path / "more.toml"
+    more.write_text("[trainer]\nmax_steps = 3\n")
+    result = vf_train("@", str(TINY), f"@{more}", "--print-config", "--run.overwrite",
+                      "--no-eval.before", f"--run.output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    resolved = tomllib.loads(result.stdout)
+    assert resolved["trainer"]["max_steps"] == 3 and resolved["run"]["name"] == "tiny-test"
+    assert resolved["run"]["overwrite"] is True and resolved["eval"]["before"] is False
+    assert resolved["model"]["name"] == "tiny"  # from the first file
+    result = vf_train("--print-config")
+    assert result.returncode == 2 and "give the run's config" in result.stderr
+
+
 def test_bad_config_exits_2_with_the_reason(tmp_path):
     result = vf_train(str(TINY), "--trainer.lerning_rate", "1e-4")
     assert result.returncode == 2

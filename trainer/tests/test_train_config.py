@@ -8,12 +8,8 @@ import pytest
 
 from verifiers_trainer.cli.run_folder import RunFolder, config_differences
 from verifiers_trainer.cli.toml_io import dumps, parse_value
-from verifiers_trainer.cli.train_config import (
-    TRAINER_DEFAULTS,
-    ConfigError,
-    load_config,
-    parse_overrides,
-)
+from verifiers_trainer.cli.train_args import parse_overrides
+from verifiers_trainer.cli.train_config import TRAINER_DEFAULTS, ConfigError, load_config
 
 MINIMAL = """
 [env]
@@ -66,12 +62,33 @@ def test_eval_max_tokens_follows_the_trainer(tmp_path):
 
 def test_grpo_config_carries_the_run_settings(tmp_path):
     config = load_config(write(tmp_path, MINIMAL + "learning_rate = 3e-4\n"),
-                         [("run.seed", "7"), ("inference.backend", "vllm")])
-    grpo = config.grpo_config(tmp_path / "ckpt")
-    assert grpo.output_dir == str(tmp_path / "ckpt")
+                         [("run.seed", "7"), ("inference.backend", "vllm"),
+                          ("run.output_dir", str(tmp_path / "runs"))])
+    grpo = config.grpo_config(tmp_path / "runs" / "job" / "checkpoints",
+                              vllm_server_port=8123, vllm_model_name="policy")
+    assert grpo.output_dir == str(tmp_path / "runs" / "job" / "checkpoints")
     assert (grpo.seed, grpo.run_name, grpo.learning_rate) == (7, "job", 3e-4)
     assert grpo.generation_backend == "vllm"
+    assert (grpo.vllm_server_port, grpo.vllm_model_name) == (8123, "policy")
     assert grpo.disable_tqdm
+    assert config.grpo_config() is grpo  # built once, by load_config
+    with pytest.raises(ValueError, match="checkpoints go to"):
+        config.grpo_config(tmp_path / "elsewhere")
+    with pytest.raises(TypeError, match="set them under \\[trainer\\]"):
+        config.grpo_config(learning_rate=1.0)
+
+
+def test_grpo_config_is_built_once(tmp_path, monkeypatch):
+    from verifiers_trainer.grpo import config as grpo_config
+
+    built = []
+    original = grpo_config.GRPOConfig.__post_init__
+    monkeypatch.setattr(grpo_config.GRPOConfig, "__post_init__",
+                        lambda self: (built.append(self), original(self))[1])
+    config = load_config(write(tmp_path, MINIMAL))
+    config.grpo_config()
+    config.grpo_config()
+    assert len(built) == 1
 
 
 def test_aliases_resolve_to_field_names(tmp_path):
@@ -115,6 +132,55 @@ def test_overrides_reach_every_section(tmp_path):
     assert (config.eval.num_examples, config.eval.before) == (10, False)
     assert config.run.name == "123"  # a number where a string is expected: its text
     assert config.model.name == "tiny"
+
+
+def test_bare_boolean_flags(tmp_path):
+    overrides = parse_overrides(["--run.overwrite", "--no-eval.before", "--eval.after", "false",
+                                 "--trainer.log_completions", "--trainer.max_steps", "3"])
+    assert overrides == [("run.overwrite", "true"), ("eval.before", "false"),
+                         ("eval.after", "false"), ("trainer.log_completions", "true"),
+                         ("trainer.max_steps", "3")]
+    config = load_config(write(tmp_path, MINIMAL), overrides)
+    assert config.run.overwrite is True
+    assert (config.eval.before, config.eval.after) == (False, False)
+    assert config.trainer["log_completions"] is True and config.grpo_config().log_completions
+    assert parse_overrides(["--run.overwrite=false"]) == [("run.overwrite", "false")]
+    with pytest.raises(ConfigError, match="run.name is not a true/false key; write --run.name VALUE"):
+        parse_overrides(["--no-run.name"])
+    with pytest.raises(ConfigError, match="--no-run.overwrite takes no value"):
+        parse_overrides(["--no-run.overwrite=true"])
+    with pytest.raises(ConfigError, match="--run.seed needs a value"):
+        parse_overrides(["--run.seed"])
+
+
+def test_command_line_files_and_flags_are_told_apart():
+    from verifiers_trainer.cli.train_args import split_arguments
+
+    files, other, overrides = split_arguments(
+        ["@", "a.toml", "--run.overwrite", "@b.toml", "--dry-run", "--trainer.max_steps", "3",
+         "--no-eval.before", "--eval.after", "true", "c.toml"])
+    assert files == ["a.toml", "b.toml"]
+    assert other == ["--dry-run", "c.toml"]
+    assert overrides == ["--run.overwrite", "--trainer.max_steps", "3", "--no-eval.before",
+                         "--eval.after", "true"]
+    with pytest.raises(ConfigError, match="@ needs a config file"):
+        split_arguments(["@"])
+
+
+def test_several_files_merge_table_by_table(tmp_path):
+    base = write(tmp_path, MINIMAL + "learning_rate = 1e-3\n[eval]\nnum_examples = 5\n", "base.toml")
+    more = write(tmp_path, "[trainer]\nmax_steps = 9\n[eval]\ntemperature = 0.5\n", "more.toml")
+    config = load_config([base, more])
+    assert config.run.name == "more" and config.path == more and config.paths == [base, more]
+    assert (config.trainer["max_steps"], config.trainer["learning_rate"]) == (9, 1e-3)
+    assert (config.eval.num_examples, config.eval.temperature) == (5, 0.5)
+    with pytest.raises(ConfigError, match=r"eval.temperature \(in .*more.toml\) must be >= 0"):
+        load_config([base, write(tmp_path, "[eval]\ntemperature = -1\n", "more.toml")])
+
+
+def test_teaching_fields_are_not_trainer_keys(tmp_path):
+    message = error(tmp_path, MINIMAL + "max_probe_tokens = 5\n")
+    assert "Unknown key trainer.max_probe_tokens (in" in message
 
 
 def test_resolved_config_round_trips_through_toml(tmp_path):

@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "GRPOTrainer": "verifiers_trainer.grpo.trainer",
     "grpo_defaults": "verifiers_trainer.grpo.config",
     "lora_defaults": "verifiers_trainer.grpo.config",
+    "TeacherGRPOConfig": "verifiers_trainer.teacher.config",
     "TeacherGRPOTrainer": "verifiers_trainer.teacher.trainer",
     "InProcessEngine": "verifiers_trainer.inference.engine",
     "VLLMClient": "verifiers_trainer.inference.vllm_client",
@@ -28,6 +29,10 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+#: Modules defining subclasses of ``GRPOConfig`` that ``GRPOConfig(...)`` builds when given
+#: their fields (see ``verifiers_trainer.grpo.config.register_extension``).
+CONFIG_EXTENSIONS: tuple[str, ...] = ("verifiers_trainer.teacher.config",)
 
 
 def __getattr__(name: str) -> Any:

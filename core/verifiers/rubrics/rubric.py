@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 #: Seconds one reward function call may take before it is recorded as a reward error.
 DEFAULT_REWARD_TIMEOUT = 120.0
 
+#: Public: the rubric, and the helpers reward-function wrappers (the trainer's) share with it.
+__all__ = ["Rubric", "func_name", "record_error"]
+
 
 def func_name(func: Callable[..., Any]) -> str:
     """A reward function's name in scores: its ``__name__`` (``lambda`` for lambdas)."""

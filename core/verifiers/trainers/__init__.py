@@ -9,6 +9,7 @@ from typing import Any
 TRAINER_NAMES = (
     "GRPOConfig",
     "GRPOTrainer",
+    "TeacherGRPOConfig",
     "TeacherGRPOTrainer",
     "AdaptiveTeachingReward",
     "grpo_defaults",

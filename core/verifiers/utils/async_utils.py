@@ -11,6 +11,9 @@ from typing import Any, ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
+#: Public: helpers other packages (the trainer among them) may use.
+__all__ = ["in_event_loop", "maybe_await", "run_sync", "sync_or_async"]
+
 
 async def maybe_await(value: Any, *args: Any, **kwargs: Any) -> Any:
     """Await ``value`` if it is awaitable, else return it.

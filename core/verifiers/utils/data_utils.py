@@ -8,6 +8,16 @@ from typing import Any
 
 from verifiers.types import ChatMessage, Messages, MessageType
 
+#: Public: helpers other packages (the trainer among them) may use.
+__all__ = [
+    "extract_boxed_answer",
+    "extract_hash_answer",
+    "format_dataset",
+    "format_prompt",
+    "load_example_dataset",
+    "to_dataset",
+]
+
 
 def extract_boxed_answer(text: str) -> str | None:
     """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced."""

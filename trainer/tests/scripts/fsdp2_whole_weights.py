@@ -21,7 +21,7 @@ from torch.distributed.tensor import DTensor
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from verifiers_trainer.grpo.sharding import full_weights, sharding_of
-from verifiers_trainer.grpo.trainer import _merged_named_weights
+from verifiers_trainer.grpo.trainer import merged_named_weights
 from verifiers_trainer.inference.engine import InProcessEngine, SamplingParams
 
 
@@ -42,7 +42,7 @@ def main() -> None:
     engine = InProcessEngine(model, tokenizer)
     with full_weights(model) as policy:
         sharded_output = [g.token_ids for g in engine.generate_batch(prompts, params)]
-        pushed = {name: t.clone() for name, t in _merged_named_weights(policy)}
+        pushed = {name: t.clone() for name, t in merged_named_weights(policy)}
     plain_output = [g.token_ids for g in InProcessEngine(plain, tokenizer).generate_batch(prompts, params)]
     expected = dict(plain.named_parameters())
 

@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 import verifiers as vf
 from verifiers_trainer import GRPOConfig, GRPOTrainer, grpo_defaults, lora_defaults
 from verifiers_trainer.grpo.sharding import full_weights, sharding_of, writable_weights
-from verifiers_trainer.grpo.trainer import _merged_named_weights
+from verifiers_trainer.grpo.trainer import merged_named_weights
 
 
 class StepTimes(TrainerCallback):
@@ -112,7 +112,7 @@ def main() -> None:
         checksum = sum(p.double().sum().item() for p in params.values())
         moved = max(_mean_change(params[name], p) for name, p in before.items())
         whole = sum(p.numel() for p in params.values())
-        pushed = {name: list(t.shape) for name, t in _merged_named_weights(policy)}
+        pushed = {name: list(t.shape) for name, t in merged_named_weights(policy)}
     ref_moved = None
     if trainer.ref_model is not None:
         with writable_weights(trainer.ref_model) as reference:  # read only

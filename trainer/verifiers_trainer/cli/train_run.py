@@ -292,11 +292,11 @@ class Session:
     def _push_weights(self, model: Any) -> None:
         """Give the vf-vllm server the trained weights (LoRA merged)."""
         if self.trainer is not None:
-            self.trainer._sync_weights()  # through the trainer's own weight channel
+            self.trainer.push_weights()  # through the trainer's own weight channel
             return
-        from verifiers_trainer.grpo.trainer import _merged_named_weights
+        from verifiers_trainer.grpo.trainer import merged_named_weights
 
-        self.server.client.update_weights(_merged_named_weights(model))
+        self.server.client.update_weights(merged_named_weights(model))
         self.server.client.reset_prefix_cache()
 
 

@@ -26,19 +26,11 @@ from transformers import TrainingArguments
 from verifiers_trainer.grpo import config_names, launch
 from verifiers_trainer.grpo.math import IMPORTANCE_SAMPLING_LEVELS, LOSS_TYPES, SCALE_REWARDS
 from verifiers_trainer.grpo.schedules import check_schedule
-from verifiers_trainer.teacher.templates import (
-    STUDENT_BASELINE_TEMPLATE,
-    STUDENT_DIAGNOSTIC_TEMPLATE,
-    STUDENT_WITH_TEACHING_TEMPLATE,
-    TEACHER_ADAPTIVE_TEMPLATE,
-    TEMPLATE_FIELDS,
-    check_template,
-)
 
 if TYPE_CHECKING:
     from peft import LoraConfig
 
-__all__ = ["ALIASES", "IGNORED_ALIASES", "GRPOConfig", "grpo_defaults", "lora_defaults"]
+__all__ = ["ALIASES", "IGNORED_ALIASES", "GRPOConfig", "grpo_defaults", "lora_defaults", "register_extension"]
 
 #: Keyword aliases accepted by ``GRPOConfig(...)`` and ``grpo_defaults(...)``: alias → field.
 ALIASES: dict[str, str] = {
@@ -83,6 +75,9 @@ class _KeywordAliases(type):
     ``HfArgumentParser`` pass field names only, so they are unaffected."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        unknown = [key for key in kwargs if not _accepts(cls, key)]
+        if unknown:  # fields of an extension (ATLAS's GRPOConfig(max_probe_tokens=...))
+            cls = _extension_for(cls, unknown) or cls
         resolved = _resolve_keywords(cls, config_names.translate(kwargs, _defaults(cls)))
         token = _EXPLICIT.set(frozenset(resolved))
         try:
@@ -367,50 +362,6 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
                   "for all."},
     )
 
-    # -- adaptive teaching (TeacherGRPOTrainer; other trainers ignore these) --
-    max_probe_tokens: int = field(
-        default=50,
-        metadata={"help": "Teaching: tokens of the student's diagnostic probe; >= 1."},
-    )
-    student_diagnostic_template: str = field(
-        default=STUDENT_DIAGNOSTIC_TEMPLATE,
-        metadata={"help": "Teaching: the student's probe prompt (one user message); must "
-                  "contain {question}."},
-    )
-    teacher_adaptive_template: str = field(
-        default=TEACHER_ADAPTIVE_TEMPLATE,
-        metadata={"help": "Teaching: the teacher's prompt; must contain {question} and "
-                  "{approach} (the student's probe)."},
-    )
-    student_with_teaching_template: str = field(
-        default=STUDENT_WITH_TEACHING_TEMPLATE,
-        metadata={"help": "Teaching: the student's prompt given a teaching; must contain "
-                  "{question} and {teaching}."},
-    )
-    student_baseline_template: str = field(
-        default=STUDENT_BASELINE_TEMPLATE,
-        metadata={"help": "Teaching: the student's prompt without teaching; must contain "
-                  "{question}."},
-    )
-    student_max_tokens: int | None = field(
-        default=None,
-        metadata={"help": "Teaching: tokens of each student solution; >= 1, or None for "
-                  "max_completion_length."},
-    )
-    student_temperature: float = field(
-        default=0.0,
-        metadata={"help": "Teaching: the student's sampling temperature; >= 0 (0: greedy, "
-                  "so its answers depend only on the teaching)."},
-    )
-    student_vllm_server_host: str = field(
-        default="127.0.0.1", metadata={"help": "Teaching: host of the student's vf-vllm server."}
-    )
-    student_vllm_server_port: int | None = field(
-        default=None,
-        metadata={"help": "Teaching: port of a vf-vllm server serving the student, in [1, "
-                  "65535]; None generates with the student in process."},
-    )
-
     def __post_init__(self) -> None:
         #: the fields given to the constructor (some settings differ when left to defaults)
         self._explicit_fields = _EXPLICIT.get()
@@ -535,14 +486,6 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
         if self.eval_num_examples != -1 and self.eval_num_examples < 1:
             _fail(f"eval_num_examples must be >= 1, or -1 for all; got {self.eval_num_examples!r}.")
         at_least("num_completions_to_print", 1, none_ok=True)
-        at_least("max_probe_tokens", 1)
-        for name in TEMPLATE_FIELDS:
-            check_template(name, getattr(self, name))
-        at_least("student_max_tokens", 1, none_ok=True)
-        at_least("student_temperature", 0)
-        port = self.student_vllm_server_port
-        if port is not None and not 1 <= port <= 65535:
-            _fail(f"student_vllm_server_port must be in [1, 65535], or None; got {port!r}.")
         if self.importance_sampling_level == "sequence" and self.loss_type != "grpo":
             warnings.warn(
                 f"importance_sampling_level='sequence' with loss_type={self.loss_type!r} sums "
@@ -615,6 +558,48 @@ def _defaults(cls: type) -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(cls) if f.init}
 
 
+#: Subclasses of GRPOConfig that GRPOConfig(...) builds when given their fields.
+_EXTENSIONS: list[type] = []
+
+
+def register_extension(cls: type) -> type:
+    """Class decorator: ``GRPOConfig(...)`` given a field that only this subclass of
+    ``GRPOConfig`` has builds this subclass (the teaching settings of
+    ``TeacherGRPOConfig``, which ATLAS's documented examples pass to ``GRPOConfig``). The
+    package's extensions (``verifiers_trainer.CONFIG_EXTENSIONS``) are registered on import."""
+    if not (isinstance(cls, type) and issubclass(cls, GRPOConfig)):
+        raise TypeError(f"register_extension takes a subclass of GRPOConfig; got {cls!r}.")
+    if cls not in _EXTENSIONS:
+        _EXTENSIONS.append(cls)
+    return cls
+
+
+def _accepts(cls: type, key: str) -> bool:
+    return (key in _init_keywords(cls) or key in ALIASES or key in IGNORED_ALIASES
+            or key in BACKEND_SWITCHES or key in config_names.EASYDEL_NAMES)
+
+
+def _extensions() -> list[type]:
+    import importlib
+
+    import verifiers_trainer
+
+    for module in verifiers_trainer.CONFIG_EXTENSIONS:
+        importlib.import_module(module)  # registers its classes
+    return _EXTENSIONS
+
+
+def _extension_for(cls: type, keys: list[str]) -> type | None:
+    """The registered extension of ``cls`` that accepts the most of ``keys`` (so that an
+    error names what it still does not know), if one accepts any."""
+    best, count = None, 0
+    for extension in _extensions():
+        accepted = sum(_accepts(extension, key) for key in keys) if issubclass(extension, cls) else 0
+        if accepted > count:
+            best, count = extension, accepted
+    return best
+
+
 def _resolve_keywords(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
     known = _init_keywords(cls)
     resolved: dict[str, Any] = {}
@@ -631,7 +616,8 @@ def _resolve_keywords(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
             continue
         target = ALIASES.get(key, key)
         if target not in known:
-            candidates = (*known, *ALIASES, *config_names.EASYDEL_NAMES)
+            extra = [n for e in _extensions() if issubclass(e, cls) for n in _init_keywords(e)]
+            candidates = (*known, *ALIASES, *config_names.EASYDEL_NAMES, *extra)
             close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.7)
             hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
             raise TypeError(

@@ -148,17 +148,11 @@ class DocumentedAPI:
 
     def _run_generation(self, rows: list[dict[str, Any]], sampling: dict[str, Any], score: bool) -> Any:
         """Rollouts of ``rows`` with the current policy (weights synced, model in eval mode)."""
-        self._sync_weights()  # type: ignore[attr-defined]
-        model = self.model  # type: ignore[attr-defined]
-        was_training = model.training
-        model.eval()
-        try:
-            with self._generation_weights():  # type: ignore[attr-defined]
-                return asyncio.run(self.env.a_generate(
-                    rows, self._client, self._model_name, sampling,  # type: ignore[attr-defined]
-                    max_concurrent=self.args.max_concurrent, score_rollouts=score, progress=False))
-        finally:
-            model.train(was_training)
+        self.push_weights()  # type: ignore[attr-defined]
+        with self.generation_context():  # type: ignore[attr-defined]
+            return asyncio.run(self.env.a_generate(
+                rows, self._client, self._model_name, sampling,  # type: ignore[attr-defined]
+                max_concurrent=self.args.max_concurrent, score_rollouts=score, progress=False))
 
     def _generate_ids(self, model: Any, inputs: Mapping[str, Any], generation_config: Any) -> Any:
         import torch
@@ -185,7 +179,7 @@ class DocumentedAPI:
 
         from verifiers.clients import client_for_loop, create_completion, normalize_sampling_args
 
-        self._sync_weights()  # type: ignore[attr-defined]
+        self.push_weights()  # type: ignore[attr-defined]
         sampling: dict[str, Any] = {
             "max_tokens": generation_config.max_new_tokens,
             "temperature": generation_config.temperature if generation_config.do_sample else 0.0,

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import verifiers as vf
-from verifiers.results import GenerateOutputs
+from verifiers import GenerateOutputs
 
 logger = logging.getLogger(__name__)
 

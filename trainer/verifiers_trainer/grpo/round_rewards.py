@@ -70,7 +70,7 @@ def apply_rewards(results: dict[str, Any], rewards: Any, metrics: Mapping[str, l
     for i, reward in enumerate(rewards):
         if reward is None or isinstance(reward, bool) or not isinstance(reward, int | float):
             raise TypeError(f"compute_rewards returned {reward!r} at position {i}; rewards must be numbers.")
-    from verifiers.results import GenerateOutputs
+    from verifiers import GenerateOutputs
 
     errors = list(results["errors"])
     for i, state in enumerate(results["states"]):

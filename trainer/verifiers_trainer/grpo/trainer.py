@@ -32,7 +32,7 @@ import random
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -310,8 +310,14 @@ class GRPOTrainer(DocumentedAPI, Trainer):
                 sampling[key] = value
         return sampling
 
-    def _sync_weights(self) -> None:
-        """Push the policy's weights to vf-vllm once per optimizer step (LoRA merged)."""
+    def push_weights(self) -> None:
+        """Hook: give the generation server the policy's current weights (LoRA merged).
+
+        Called before each round's generation, before evaluation and by ``generate``; a
+        no-op in process (the engine generates with the training model itself) and when the
+        server already has this optimizer step's weights. Override to skip or redirect the
+        push (``TeacherGRPOTrainer`` skips it when the teachings come from the frozen
+        reference model)."""
         if self._vllm is None or self._synced_step == self.state.global_step:
             return
         # Rounds generated further ahead (this process's, or with several processes anyone's)
@@ -324,7 +330,7 @@ class GRPOTrainer(DocumentedAPI, Trainer):
                 if running:
                     self._vllm.pause("keep")
                 try:
-                    seconds = self._vllm.update_weights(_merged_named_weights(model))
+                    seconds = self._vllm.update_weights(merged_named_weights(model))
                 finally:
                     if running:
                         self._vllm.resume()
@@ -439,7 +445,7 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         samples = training_samples(tokens, advantages)
         micro_batches = split(samples, self._micro_per_round)
 
-        metrics = self._round_metrics(results, failed, dropped, generated.seconds)
+        metrics = self.round_metrics(results, failed, dropped, generated.seconds)
         metrics["rollouts/prompt_too_long"] = float(generated.prompt_too_long + sum(
             any(t.prompt_too_long for t in ts) for ts in tokens.values()))
         if results.get("given_rewards") and samples:  # no server usage: count the tokens trained
@@ -464,16 +470,11 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         args = self.args
         if not self._pipelined():
             draw = self._round_rows()
-            self._sync_weights()
-            was_training = self.model.training
-            self.model.eval()
-            try:
-                with self._generation_weights():
-                    return asyncio.run(self._rollouts(draw))
-            finally:
-                self.model.train(was_training)
+            self.push_weights()
+            with self.generation_context():
+                return asyncio.run(self._rollouts(draw))
         if not self._in_flight:
-            self._sync_weights()
+            self.push_weights()
             self._submit()
         future, submitted = self._in_flight.pop(0)
         self._pending_metrics["async/off_policy_steps"].append(
@@ -488,7 +489,7 @@ class GRPOTrainer(DocumentedAPI, Trainer):
                 "the timeout, or lower max_concurrent / the batch size."
             ) from exc
         self._pending_metrics["timing/generation_wait_s"].append(time.perf_counter() - waited)
-        self._sync_weights()
+        self.push_weights()
         while len(self._in_flight) < args.num_batches_ahead:
             self._submit()
         return generated
@@ -536,7 +537,47 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         """Whole weights while the in-process engine generates (see ``grpo/sharding.py``)."""
         return self._whole_policy() if self._in_process else contextlib.nullcontext()
 
-    def _round_metrics(self, results: Any, failed: list[bool], dropped: int, seconds: float) -> dict[str, float]:
+    @contextlib.contextmanager
+    def generation_context(self) -> Iterator[Any]:
+        """Hook: the context every generation with the policy runs in (a round's rollouts,
+        evaluation, ``generate(prompts)``): the model in eval mode (train mode restored
+        after), and in process its whole weights gathered when ZeRO-3 / FSDP shard them.
+        Yields the whole model in process, else ``None``. Override to add set-up around
+        generation (call ``super().generation_context()`` inside)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self._generation_weights() as whole:
+                yield whole
+        finally:
+            self.model.train(was_training)
+
+    @property
+    def generation_client(self) -> Any:
+        """Hook: the OpenAI-compatible client rollouts are sent to (the in-process engine,
+        or the vf-vllm servers' client); assign another client to generate elsewhere."""
+        return self._client
+
+    @generation_client.setter
+    def generation_client(self, client: Any) -> None:
+        self._client = client
+
+    @contextlib.contextmanager
+    def round_context(self) -> Iterator[None]:
+        """Hook: the context each generation round runs in, from drawing its rows to the
+        old and reference log-probs of its micro-batches (``TeacherGRPOTrainer`` keeps its
+        student on the accelerator there). Default: nothing. Runs once per round, on each
+        process; per-round work after the batches are ready goes in ``round_hooks``."""
+        yield
+
+    def round_metrics(self, results: Any, failed: list[bool], dropped: int, seconds: float) -> dict[str, float]:
+        """Hook: the metrics logged for one generation round (averaged over the rounds of
+        each logging interval).
+
+        ``results``: the round's scored rollouts (``results["rewards"]``, ``["states"]``,
+        ``["errors"]``, ``["metrics"]``, ...); ``failed``: one flag per rollout;
+        ``dropped``: rollouts left out of their groups; ``seconds``: generation time.
+        Override to add metrics: ``metrics = super().round_metrics(...)``, then update it."""
         ok = [i for i, f in enumerate(failed) if not f]
         metrics: dict[str, float] = {
             "reward": statistics.fmean(results["rewards"][i] for i in ok) if ok else float("nan"),
@@ -641,7 +682,8 @@ class GRPOTrainer(DocumentedAPI, Trainer):
             if self.args.sync_ref_model and step - self._ref_synced_step >= self.args.ref_model_sync_steps:
                 self.sync_ref_model()
                 self._ref_synced_step = step
-            self._fill_buffer()
+            with self.round_context():
+                self._fill_buffer()
         batch = self._buffer[self._micro_step % self._micro_per_round]
         self._micro_step += 1
         return batch
@@ -754,23 +796,18 @@ class GRPOTrainer(DocumentedAPI, Trainer):
                  metric_key_prefix: str = "eval") -> dict[str, float]:
         """Evaluate the current policy on the environment's eval set (the rewards and each
         reward function's mean), greedy unless ``eval_temperature`` is set."""
-        self._sync_weights()
+        self.push_weights()
         sampling = {**self.sampling_args(), "temperature": self.args.eval_temperature}
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            batched = bool(getattr(self.env.rubric, "scores_in_batches", False))
-            with self._generation_weights():
-                results = asyncio.run(self.env.a_evaluate(
-                    self._client, self._model_name, num_examples=self.args.eval_num_examples,
-                    sampling_args=sampling, max_concurrent=self.args.max_concurrent,
-                    progress=False, score_rollouts=not batched))
-            if batched:  # batch reward functions see the whole eval set at once
-                scores = round_rewards.score_with_rubric(self.env.rubric, results, results["prompts"],
-                                                         results["completions"])
-                round_rewards.apply_rewards(results, scores, None)
-        finally:
-            self.model.train(was_training)
+        batched = bool(getattr(self.env.rubric, "scores_in_batches", False))
+        with self.generation_context():
+            results = asyncio.run(self.env.a_evaluate(
+                self._client, self._model_name, num_examples=self.args.eval_num_examples,
+                sampling_args=sampling, max_concurrent=self.args.max_concurrent,
+                progress=False, score_rollouts=not batched))
+        if batched:  # batch reward functions see the whole eval set at once
+            scores = round_rewards.score_with_rubric(self.env.rubric, results, results["prompts"],
+                                                     results["completions"])
+            round_rewards.apply_rewards(results, scores, None)
         summary = results.summary()
         metrics = {f"{metric_key_prefix}_reward": summary["reward"]["mean"],
                    f"{metric_key_prefix}_failed": float(summary["num_failed"])}
@@ -781,7 +818,7 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         return metrics
 
 
-def _merged_named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
+def merged_named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
     """The policy's weights under the base model's names; LoRA adapters merged in."""
     if not hasattr(model, "merge_adapter"):
         return [(name, p.detach()) for name, p in model.named_parameters()]
@@ -798,6 +835,8 @@ def _merged_named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
     finally:
         model.unmerge_adapter()
 
+
+_merged_named_weights = merged_named_weights  # the name tests and scripts import
 
 
 def _takes_no_arguments(method: Any) -> bool:

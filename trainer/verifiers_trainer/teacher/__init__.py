@@ -1,7 +1,7 @@
 """Adaptive teaching: a teacher model (the one trained) writes guidance for a frozen student;
 the reward is how much the guidance improves the student.
 
-``TeacherGRPOTrainer`` (``trainer.py``) runs the protocol of ``TeachingEnv`` (``env.py``)
+``TeacherGRPOTrainer`` (``trainer.py``, settings in ``TeacherGRPOConfig``: ``config.py``) runs the protocol of ``TeachingEnv`` (``env.py``)
 with GRPO; ``AdaptiveTeachingReward`` (``reward.py``) scores it; ``Student`` (``student.py``)
 answers through any OpenAI-compatible client; ``templates.py`` holds the four prompts and
 ``extraction.py`` reads the student's answers. Names load on first use.
@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "AdaptiveTeachingReward": "verifiers_trainer.teacher.reward",
     "Placement": "verifiers_trainer.teacher.student",
     "Student": "verifiers_trainer.teacher.student",
+    "TeacherGRPOConfig": "verifiers_trainer.teacher.config",
     "TeacherGRPOTrainer": "verifiers_trainer.teacher.trainer",
     "TeachingEnv": "verifiers_trainer.teacher.env",
     "TeachingOutcome": "verifiers_trainer.teacher.reward",

@@ -84,7 +84,8 @@ class TeachingTemplates:
 
     @classmethod
     def from_config(cls, args: Any) -> TeachingTemplates:
-        """The templates of a ``GRPOConfig`` (its ``*_template`` fields)."""
+        """The templates of a ``TeacherGRPOConfig`` (its ``*_template`` fields), or of any
+        object with those attributes."""
         return cls(**{name.removesuffix("_template"): getattr(args, name) for name in TEMPLATE_FIELDS})
 
     def diagnostic(self, question: str) -> list[dict[str, str]]:

@@ -8,30 +8,33 @@ Reading order, top to bottom:
    or by default the reference model (a frozen copy of the initial model when the trainer
    keeps none). With ``use_reference_teacher_model`` the teachings are sampled from the
    reference model instead of the policy.
-2. Each round (GRPOTrainer's ``_generate_round`` over ``TeachingEnv.a_generate``): the
+2. Each round (GRPOTrainer's round over ``TeachingEnv.a_generate``, in ``round_context``): the
    student's baseline and probe per question, ``num_generations`` teachings per question
    from the teacher prompted with question + probe, the student's answer given each
    teaching, the rewards. The loss is computed from the teacher rollouts' own token ids, so
    under the very prompt each teaching was sampled from. The teacher's serving weights
    follow every optimizer step; the student's never change. A local student sits on the
    accelerator for the round only and is offloaded to the CPU while the teacher trains.
-3. Metrics (``_round_metrics``): ``teaching/*`` and a random share of logged samples.
+3. Metrics (``round_metrics``): ``teaching/*`` and a random share of logged samples.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
 import logging
 import os
 import random
+from collections.abc import Iterator
 from typing import Any
 
 from transformers import PreTrainedModel
 
 from verifiers_trainer.grpo.config import GRPOConfig
 from verifiers_trainer.grpo.trainer import GRPOTrainer
+from verifiers_trainer.teacher.config import TeacherGRPOConfig, teaching_settings
 from verifiers_trainer.teacher.data import teaching_rows
 from verifiers_trainer.teacher.env import TeachingEnv, outcome_of
 from verifiers_trainer.teacher.extraction import extract_solution, message_text, question_text
@@ -48,7 +51,9 @@ class TeacherGRPOTrainer(GRPOTrainer):
     """GRPO on a teacher model whose teachings are rewarded by a student's improvement.
 
     Takes every argument of :class:`GRPOTrainer` (``model``, ``reward_funcs``, ``args``,
-    ``train_dataset``, ``env``, ``peft_config``, ...), plus:
+    ``train_dataset``, ``env``, ``peft_config``, ...), plus the keywords below. ``args`` is a
+    :class:`TeacherGRPOConfig` (the teaching settings: probe length, the four templates, the
+    student's sampling and server), or a plain ``GRPOConfig`` for the default settings.
 
     Args:
         student_model: the student (a path or a loaded model; it shares the teacher's
@@ -86,9 +91,11 @@ class TeacherGRPOTrainer(GRPOTrainer):
         if call.get("args") is not None and call.get("config") is not None:
             raise TypeError("Pass the configuration once: args=... (or its alias config=...).")
         config = call.pop("config", None)
-        config = call.get("args") or config or GRPOConfig(output_dir="outputs/teacher")
+        config = call.get("args") or config or TeacherGRPOConfig(output_dir="outputs/teacher")
         if not isinstance(config, GRPOConfig):
-            raise TypeError(f"args must be a GRPOConfig, got {type(config).__name__}.")
+            raise TypeError(f"args must be a TeacherGRPOConfig (or a GRPOConfig), got "
+                            f"{type(config).__name__}.")
+        teaching = teaching_settings(config)
         tokenizer = call.pop("tokenizer", None)
         model, tokenizer = call["model"], call.get("processing_class") or tokenizer
         if isinstance(model, str):
@@ -102,7 +109,7 @@ class TeacherGRPOTrainer(GRPOTrainer):
         if use_reference_teacher_model and call.get("client") is not None:
             raise ValueError("use_reference_teacher_model=True generates the teachings with the "
                              "reference model; client=... would too: pass only one.")
-        on_server = config.student_vllm_server_port is not None
+        on_server = teaching.student_vllm_server_port is not None
         if on_server and student_model is not None:
             raise ValueError("student_model=... and args.student_vllm_server_port both name the "
                              "student; the server serves its own model: pass only one.")
@@ -124,7 +131,7 @@ class TeacherGRPOTrainer(GRPOTrainer):
         evaluation = env.eval_dataset if env is not None else call.get("eval_dataset")
         call.update(env=TeachingEnv(
             dataset=teaching_rows(train), eval_dataset=teaching_rows(evaluation, "eval_dataset"),
-            templates=TeachingTemplates.from_config(config),
+            templates=TeachingTemplates.from_config(teaching),
             judge=judge or AdaptiveTeachingReward(tokenizer=tokenizer),
             reward_funcs=funcs or None, tokenizer=tokenizer, max_concurrent=config.max_concurrent,
         ), reward_funcs=None, train_dataset=None, eval_dataset=None, reward_processing_classes=None)
@@ -140,6 +147,8 @@ class TeacherGRPOTrainer(GRPOTrainer):
         self.use_reference_teacher_model = use_reference_teacher_model
         self.logging_prob = logging_prob
         self._sample_rng = random.Random(config.seed)
+        #: the teaching settings (``TeacherGRPOConfig``'s fields; defaults for a GRPOConfig)
+        self.teaching = teaching
         self._offload_seconds = 0.0
         self._warned_prompt = False
 
@@ -157,24 +166,25 @@ class TeacherGRPOTrainer(GRPOTrainer):
             if isinstance(func, AdaptiveTeachingReward) and func.teacher_model is None:
                 func.teacher_model = self.teacher_model
         if use_reference_teacher_model:
-            if self._vllm is None:
-                from verifiers_trainer.inference.engine import InProcessEngine
+            from verifiers_trainer.inference.engine import InProcessEngine
 
-                self._client = InProcessEngine(reference, tokenizer, model_name=self._model_name)
+            policy = self.generation_client
+            if isinstance(policy, InProcessEngine):  # in process: the reference generates
+                self.generation_client = InProcessEngine(reference, tokenizer, model_name=policy.model_name)
             else:
                 logger.info("use_reference_teacher_model: the vf-vllm server's weights are not "
                             "updated; it must serve the initial (reference) weights.")
 
     def _make_student(self, init_kwargs: dict[str, Any] | None, offload: bool) -> Student:
-        args = self.args
+        args, teaching = self.args, self.teaching
         templates = self.env.templates
-        max_tokens = args.student_max_tokens or args.max_completion_length
+        max_tokens = teaching.student_max_tokens or args.max_completion_length
         common = dict(templates=templates, max_tokens=max_tokens,
-                      max_probe_tokens=args.max_probe_tokens, temperature=args.student_temperature)
-        if args.student_vllm_server_port is not None:
+                      max_probe_tokens=teaching.max_probe_tokens, temperature=teaching.student_temperature)
+        if teaching.student_vllm_server_port is not None:
             from verifiers_trainer.inference.vllm_client import VLLMClient
 
-            server = VLLMClient(f"http://{args.student_vllm_server_host}:{args.student_vllm_server_port}",
+            server = VLLMClient(f"http://{teaching.student_vllm_server_host}:{teaching.student_vllm_server_port}",
                                 args.vllm_server_timeout)
             server.wait_until_ready(args.vllm_server_timeout)
             self.student_server = server
@@ -200,22 +210,25 @@ class TeacherGRPOTrainer(GRPOTrainer):
     # =====================================================================================
     # 2. each round
     # =====================================================================================
-    def _fill_buffer(self) -> None:
+    @contextlib.contextmanager
+    def round_context(self) -> Iterator[None]:
         """The GRPOTrainer's round, with the student on the accelerator throughout (it
         generates, and when it is the reference model it also gives the KL log-probs)."""
-        with self.student.on_device():
-            super()._fill_buffer()
+        with super().round_context(), self.student.on_device():
+            yield
 
-    def _sync_weights(self) -> None:
+    def push_weights(self) -> None:
         if not self.use_reference_teacher_model:  # the reference's weights never change
-            super()._sync_weights()
+            super().push_weights()
 
     # =====================================================================================
     # 3. metrics and samples
     # =====================================================================================
-    def _round_metrics(self, results: Any, failed: list[bool], dropped: int,
-                       seconds: float) -> dict[str, float]:
-        metrics = super()._round_metrics(results, failed, dropped, seconds)
+    def round_metrics(self, results: Any, failed: list[bool], dropped: int,
+                      seconds: float) -> dict[str, float]:
+        """GRPOTrainer's round metrics, plus ``teaching/*`` and the student's offload time;
+        also logs a share (``logging_prob``) of the round's samples."""
+        metrics = super().round_metrics(results, failed, dropped, seconds)
         outcomes = [outcome_of(s) for s, f in zip(results["states"], failed, strict=True) if not f]
         metrics.update(teaching_metrics([o for o in outcomes if o is not None]))
         placement = self.student.placement
