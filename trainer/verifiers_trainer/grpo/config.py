@@ -198,6 +198,14 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
         metadata={"help": "KL penalty coefficient against the reference model; >= 0. 0 "
                   "skips the reference model (faster, less stable); 0.001 is conservative."},
     )
+    use_bias_correction_kl: bool = field(
+        default=True,
+        metadata={"help": "Multiply the per-token KL term by the importance ratio π_θ/π_old "
+                  "(TRL's option of this name, on by default there too): the KL gradient is then "
+                  "the unbiased reverse-KL gradient, and it changes the gradient whenever beta > 0, "
+                  "on-policy included. False gives the plain k3 penalty. No effect with beta=0 "
+                  "(no KL term)."},
+    )
     sync_ref_model: bool = field(
         default=False,
         metadata={"help": "Move the reference model toward the policy every "
@@ -483,6 +491,9 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
                 f"repetition_penalty must be > 0 (1.0 disables); got {self.repetition_penalty!r}."
             )
         at_least("beta", 0)
+        if not isinstance(self.use_bias_correction_kl, bool):
+            _fail("use_bias_correction_kl must be True or False; got "
+                  f"{self.use_bias_correction_kl!r}.")
         at_least("ref_model_sync_steps", 1)
         if not 0 <= self.ref_model_mixup_alpha <= 1:
             _fail(f"ref_model_mixup_alpha must be in [0, 1]; got {self.ref_model_mixup_alpha!r}.")
