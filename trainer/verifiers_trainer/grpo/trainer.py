@@ -145,7 +145,11 @@ class GRPOTrainer(DocumentedAPI, Trainer):
             args.max_steps = _steps_for_epochs(args, len(env.get_dataset()))
             logger.info("num_train_epochs=%s over %d rows: max_steps=%d", args.num_train_epochs,
                         len(env.get_dataset()), args.max_steps)
-        rounds = args.max_steps * args.gradient_accumulation_steps * args.per_device_train_batch_size
+        # micro-steps of every process (the Trainer's dataloader gives each process its share):
+        # each process sees max_steps x gradient_accumulation_steps of them, one epoch, so no
+        # accumulation window is cut short at an epoch's end
+        rounds = (args.max_steps * args.gradient_accumulation_steps * args.per_device_train_batch_size
+                  * args.world_size)
         evaluation = None
         launch.resolve_periodic_evaluation(args, env.eval_dataset is not None)
         if args.eval_strategy != "no":  # paces the Trainer's evaluations; evaluate() uses the env
