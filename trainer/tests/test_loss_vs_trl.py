@@ -14,7 +14,7 @@ import torch
 from verifiers_trainer.grpo.math import dapo_step_tokens
 
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
-import loss_reference as ref  # noqa: E402
+import loss_reference as ref
 
 pytestmark = pytest.mark.timeout(600)
 pytest.importorskip("trl")
@@ -40,11 +40,11 @@ def compare(tiny_model_path, tmp_path, questions, **settings):
     # TRL's num_items_in_batch: the generation batch's trained tokens (one process)
     num_items = sum(b["completion_mask"].sum() for b in batches)
     trl_losses, trl_grads = ref.trl_step(trl, batches, num_items)
+    whole, per_tensor = ref.relative_differences(our_grads, trl_grads)
+    assert whole < TOLERANCE and per_tensor < TOLERANCE, (whole, per_tensor)
     our_losses = ref.our_losses(ours, start)
     # on-policy with beta=0 the loss is ~0 (advantages centred), so also an absolute bound
     assert our_losses == pytest.approx(trl_losses, rel=TOLERANCE, abs=1e-7)
-    whole, per_tensor = ref.relative_differences(our_grads, trl_grads)
-    assert whole < TOLERANCE and per_tensor < TOLERANCE, (whole, per_tensor)
     return ours, batches
 
 

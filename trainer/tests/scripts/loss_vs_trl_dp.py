@@ -29,7 +29,7 @@ import torch.distributed as dist
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import loss_reference as ref  # noqa: E402
+import loss_reference as ref
 
 
 def reference_gradient(model_path: str, start: dict, batches: list[dict], beta: float,
