@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from verifiers_trainer.grpo.math import dapo_step_tokens
-
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
 import loss_reference as ref
 
@@ -82,6 +80,8 @@ def test_bias_correction_is_on_by_default_as_in_trl():
 
 
 def test_dapo_step_tokens_per_layout():
+    from verifiers_trainer.grpo.math import dapo_step_tokens
+
     # a round of one optimizer step (2 micro-batches): each micro-step gets the step's total
     assert dapo_step_tokens([3, 5], 0, 1, 2) == [8, 8]
     # two passes over the round (num_iterations=2): the same counts again, one step each
