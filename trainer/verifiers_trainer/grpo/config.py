@@ -223,7 +223,8 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
         metadata={"help": "How per-token losses are averaged: 'grpo' (per completion, then "
                   "over completions; length-biased), 'bnpo' (over the local batch's tokens), "
                   "'dr_grpo' (sum / (B × max_completion_length); no length bias), 'dapo' (over "
-                  "the global batch's tokens)."},
+                  "the trained tokens of the whole optimizer step: every accumulation "
+                  "micro-batch on every process)."},
     )
     epsilon: float = field(
         default=0.2,
