@@ -150,9 +150,9 @@ def test_beta_zero_drops_the_kl_term_and_kl_needs_ref():
                   epsilon_high=0.2, loss_type="bnpo")
 
 
-def test_kl_ratio_weighting_multiplies_kl_by_the_ratio():
+def test_bias_correction_kl_multiplies_kl_by_the_ratio():
     got, _ = grpo_loss(t(LOGPS), t(OLD), t(REF), t(ADV), t(MASK), beta=0.5, epsilon_low=0.2,
-                       epsilon_high=0.2, loss_type="bnpo", kl_ratio_weighted=True)
+                       epsilon_high=0.2, loss_type="bnpo", use_bias_correction_kl=True)
     per_token = [[py_surrogate(LOGPS[i][j], OLD[i][j], ADV[i], 0.2, 0.2)
                   + 0.5 * math.exp(LOGPS[i][j] - OLD[i][j]) * py_k3(LOGPS[i][j], REF[i][j])
                   for j in range(4)] for i in range(2)]

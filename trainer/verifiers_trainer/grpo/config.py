@@ -193,6 +193,14 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
         metadata={"help": "KL penalty coefficient against the reference model; >= 0. 0 "
                   "skips the reference model (faster, less stable); 0.001 is conservative."},
     )
+    use_bias_correction_kl: bool = field(
+        default=True,
+        metadata={"help": "Multiply the per-token KL term by the importance ratio π_θ/π_old "
+                  "(TRL's option of this name, on by default there too): the KL gradient is then "
+                  "the unbiased reverse-KL gradient, and it changes the gradient whenever beta > 0, "
+                  "on-policy included. False gives the plain k3 penalty. No effect with beta=0 "
+                  "(no KL term)."},
+    )
     sync_ref_model: bool = field(
         default=False,
         metadata={"help": "Move the reference model toward the policy every "
@@ -210,7 +218,8 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
         metadata={"help": "How per-token losses are averaged: 'grpo' (per completion, then "
                   "over completions; length-biased), 'bnpo' (over the local batch's tokens), "
                   "'dr_grpo' (sum / (B × max_completion_length); no length bias), 'dapo' (over "
-                  "the global batch's tokens)."},
+                  "the trained tokens of the whole optimizer step: every accumulation "
+                  "micro-batch on every process)."},
     )
     epsilon: float = field(
         default=0.2,
@@ -434,6 +443,9 @@ class GRPOConfig(TrainingArguments, metaclass=_KeywordAliases):
                 f"repetition_penalty must be > 0 (1.0 disables); got {self.repetition_penalty!r}."
             )
         at_least("beta", 0)
+        if not isinstance(self.use_bias_correction_kl, bool):
+            _fail("use_bias_correction_kl must be True or False; got "
+                  f"{self.use_bias_correction_kl!r}.")
         at_least("ref_model_sync_steps", 1)
         if not 0 <= self.ref_model_mixup_alpha <= 1:
             _fail(f"ref_model_mixup_alpha must be in [0, 1]; got {self.ref_model_mixup_alpha!r}.")

@@ -41,6 +41,7 @@ __all__ = [
     "aggregate_loss",
     "clipped_surrogate",
     "completion_mask_from_lengths",
+    "dapo_step_tokens",
     "entropy_from_logits",
     "group_advantages",
     "grouped_advantages",
@@ -301,11 +302,12 @@ def aggregate_loss(
       falls back to the local count ``Σ_it m_it``.
 
     These are TRL 1.16's (``GRPOTrainer._compute_loss``, the ``loss_type`` branches), minus
-    its trainer-level scaling: TRL further divides grpo/bnpo/dr_grpo by the gradient
-    accumulation steps; for dapo it passes ``num_items_in_batch`` = the generation batch's
-    trained tokens summed over processes, divided by ``num_processes`` (DDP averages
-    gradients over processes) and scaled by ``accumulation_steps / steps_per_generation``.
-    The caller passes the normaliser it wants here.
+    its trainer-level scaling: the trainer divides every micro-batch's loss by the gradient
+    accumulation steps (TRL does the same for grpo/bnpo/dr_grpo), and for dapo passes the
+    optimizer step's trained tokens over all processes divided by ``num_processes ×
+    accumulation steps`` (see :func:`dapo_step_tokens` and ``GRPOTrainer.compute_loss``), so
+    that after data parallel averaging and accumulation the step's gradient is the token sum's
+    gradient over that count, as with TRL's ``num_items_in_batch``.
     """
     _check_choice("loss_type", loss_type, LOSS_TYPES)
     m = mask.to(per_token_loss.dtype)
@@ -353,7 +355,7 @@ def grpo_loss(
     max_completion_length: int | None = None,
     sampler_weights: Tensor | None = None,
     num_items_in_batch: Tensor | float | None = None,
-    kl_ratio_weighted: bool = False,
+    use_bias_correction_kl: bool = False,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """GRPO's loss on one micro-batch, and its metrics. Per token::
 
@@ -378,9 +380,10 @@ def grpo_loss(
         importance_sampling_level: ``"token"`` or ``"sequence"`` (GSPO).
         sampler_weights: ``(B, T)`` trainer-vs-sampler weights, multiplied into the
             surrogate (not into the KL term).
-        kl_ratio_weighted: multiply the KL term by ρ (TRL's ``use_bias_correction_kl``, which
-            TRL 1.16 turns on by default; it makes the KL gradient the unbiased reverse-KL
-            gradient off-policy). Off by default here: the classic GRPO k3 penalty.
+        use_bias_correction_kl: multiply the KL term by ρ (TRL's option of that name: the KL
+            gradient becomes the unbiased reverse-KL gradient; ρ is differentiable, so this
+            changes the gradient even on-policy, where ρ = 1). Off here, the classic k3
+            penalty; ``GRPOConfig`` turns it on by default, as TRL 1.16 does.
 
     Returns:
         ``(loss, metrics)``; metrics are detached scalars: ``kl`` (mean k3 KL, when
@@ -398,8 +401,8 @@ def grpo_loss(
     kl = None
     if ref_logps is not None:
         kl = per_token_kl(logps, ref_logps)
-        if kl_ratio_weighted:
-            kl = kl * ratio
+        if use_bias_correction_kl:
+            kl = kl * ratio  # the raw ratio (before delta's cap), as TRL
     if beta != 0.0:
         if kl is None:
             raise ValueError(f"beta is {beta}, so the KL term needs ref_logps; got None.")
@@ -431,6 +434,39 @@ def grpo_loss(
 
 
 # -- helpers for the trainer -----------------------------------------------------------------
+
+
+def dapo_step_tokens(
+    counts: Sequence[float], first_micro_step: int, iterations: int, accumulation_steps: int
+) -> list[float]:
+    """dapo's normaliser for each micro-step of one generation round: the trained tokens of
+    the optimizer step that micro-step belongs to.
+
+    ``counts[j]`` are the trained tokens of the round's micro-batch ``j`` summed over all
+    processes. The round runs ``iterations`` passes over its ``R = len(counts)`` micro-batches
+    as micro-steps ``first_micro_step, first_micro_step + 1, ...`` (micro-step ``k`` trains
+    micro-batch ``k % R``), and micro-step ``m`` belongs to optimizer step
+    ``m // accumulation_steps``. For micro-step ``k`` let ``W`` be the round's micro-steps in
+    the same optimizer step; the result is::
+
+        Σ_{k' ∈ W} counts[k' % R] × accumulation_steps / |W|
+
+    — exactly the step's token count when the step lies within the round (a round of one or
+    several whole optimizer steps), and the round's tokens scaled to a whole step when the
+    step spans several rounds (what TRL 1.16 does with ``steps_per_generation <
+    gradient_accumulation_steps``). Returns ``R × iterations`` values.
+    """
+    if accumulation_steps < 1 or iterations < 1:
+        raise ValueError("accumulation_steps and iterations must be >= 1; got "
+                         f"{accumulation_steps} and {iterations}.")
+    size = len(counts)
+    steps = [(first_micro_step + k) // accumulation_steps for k in range(size * iterations)]
+    tokens: dict[int, float] = {}
+    members: dict[int, int] = {}
+    for k, step in enumerate(steps):
+        tokens[step] = tokens.get(step, 0.0) + float(counts[k % size])
+        members[step] = members.get(step, 0) + 1
+    return [tokens[step] * accumulation_steps / members[step] for step in steps]
 
 
 def completion_mask_from_lengths(

@@ -57,7 +57,12 @@ from verifiers_trainer.grpo.completions_log import log_completions
 from verifiers_trainer.grpo.config import GRPOConfig
 from verifiers_trainer.grpo.constructor import resolve
 from verifiers_trainer.grpo.documented_api import DocumentedAPI
-from verifiers_trainer.grpo.math import grpo_loss, sampler_correction, selective_log_softmax
+from verifiers_trainer.grpo.math import (
+    dapo_step_tokens,
+    grpo_loss,
+    sampler_correction,
+    selective_log_softmax,
+)
 from verifiers_trainer.grpo.pregenerated import GivenRollouts, from_triple
 from verifiers_trainer.grpo.schedules import set_reward_weights, value_at
 from verifiers_trainer.grpo.sharding import (
@@ -162,7 +167,11 @@ class GRPOTrainer(DocumentedAPI, Trainer):
             args.max_steps = _steps_for_epochs(args, len(env.get_dataset()))
             logger.info("num_train_epochs=%s over %d rows: max_steps=%d", args.num_train_epochs,
                         len(env.get_dataset()), args.max_steps)
-        rounds = args.max_steps * args.gradient_accumulation_steps * args.per_device_train_batch_size
+        # micro-steps of every process (the Trainer's dataloader gives each process its share):
+        # each process sees max_steps x gradient_accumulation_steps of them, one epoch, so no
+        # accumulation window is cut short at an epoch's end
+        rounds = (args.max_steps * args.gradient_accumulation_steps * args.per_device_train_batch_size
+                  * args.world_size)
         evaluation = None
         launch.resolve_periodic_evaluation(args, env.eval_dataset is not None)
         if args.eval_strategy != "no":  # paces the Trainer's evaluations; evaluate() uses the env
@@ -214,6 +223,7 @@ class GRPOTrainer(DocumentedAPI, Trainer):
 
         # -- state of the generation rounds ---------------------------------------------------
         self._buffer: list[dict[str, torch.Tensor]] = []
+        self._step_tokens: list[float] = []  # dapo: per micro-step of the round, its step's tokens
         self._micro_step = 0
         self._prompt_order: list[int] = []
         self._prompt_position = 0
@@ -650,8 +660,19 @@ class GRPOTrainer(DocumentedAPI, Trainer):
                     batch["old_logps"] = self._policy_logps(self.model, batch).cpu()
                 if args.beta > 0:
                     batch["ref_logps"] = self._reference_logps(batch).cpu()
+        self._step_tokens = self._round_step_tokens() if args.loss_type == "dapo" else []
         for hook in self.round_hooks:
             hook(self)
+
+    def _round_step_tokens(self) -> list[float]:
+        """dapo's normaliser for each micro-step of the round just filled: the trained tokens
+        of its optimizer step over all processes (one all-reduce per round; see
+        :func:`verifiers_trainer.grpo.math.dapo_step_tokens`)."""
+        local = torch.tensor([float(b["completion_mask"].sum()) if b else 0.0 for b in self._buffer],
+                             dtype=torch.float64, device=self.accelerator.device)
+        counts = self.accelerator.reduce(local, reduction="sum").tolist()
+        return dapo_step_tokens(counts, self._micro_step, self.args.num_iterations,
+                                self.args.gradient_accumulation_steps)
 
     @torch.no_grad()
     def sync_ref_model(self) -> None:
@@ -685,6 +706,8 @@ class GRPOTrainer(DocumentedAPI, Trainer):
             with self.round_context():
                 self._fill_buffer()
         batch = self._buffer[self._micro_step % self._micro_per_round]
+        if batch and self._step_tokens:  # dapo: the step's token count travels with the batch
+            batch = {**batch, "num_items_in_batch": self._step_tokens[self._micro_step % per_round]}
         self._micro_step += 1
         return batch
 
@@ -703,6 +726,18 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         logps = self._policy_logps(model, inputs)
         old = inputs["old_logps"].to(device) if "old_logps" in inputs else logps.detach()
         ref = inputs["ref_logps"].to(device) if "ref_logps" in inputs else None
+        normaliser = None
+        if args.loss_type == "dapo":
+            # The Trainer divides each micro-batch's loss by the accumulation steps and data
+            # parallel averages gradients over processes; dividing the step's token count by both
+            # makes the step's gradient the token sum's over that count (TRL's scaling).
+            if "num_items_in_batch" not in inputs:
+                raise ValueError("loss_type='dapo' needs the optimizer step's token count: pass "
+                                 "batches from GRPOTrainer._prepare_inputs, which adds "
+                                 "'num_items_in_batch' to each.")
+            accumulation = getattr(self, "current_gradient_accumulation_steps", None) or \
+                args.gradient_accumulation_steps
+            normaliser = inputs["num_items_in_batch"] / (self.accelerator.num_processes * accumulation)
         weights = None
         if "sampler_logps" in inputs and args.sampler_correction_cap:
             weights = sampler_correction(old, inputs["sampler_logps"].to(device), mask,
@@ -714,6 +749,7 @@ class GRPOTrainer(DocumentedAPI, Trainer):
             delta=args.delta, loss_type=args.loss_type,
             importance_sampling_level=args.importance_sampling_level,
             max_completion_length=args.max_completion_length, sampler_weights=weights,
+            num_items_in_batch=normaliser, use_bias_correction_kl=args.use_bias_correction_kl,
         )
         for key, value in metrics.items():
             self._pending_metrics[key].append(float(value))
