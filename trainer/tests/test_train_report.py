@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 
 import pytest
 
@@ -11,7 +12,9 @@ from verifiers_trainer.cli.report import make_plots, read_metrics, time_split
 from verifiers_trainer.cli.stats import (
     mcnemar_exact,
     mean_interval,
+    newcombe_paired_interval,
     paired_difference,
+    square_and_add,
     wilson_interval,
 )
 
@@ -43,21 +46,77 @@ def test_mcnemar_exact():
     assert mcnemar_exact(8, 2) == pytest.approx(112 / 1024)
 
 
+def test_mcnemar_exact_against_hand_computed_values():
+    # b = 3, c = 0: 2 * (1/2)^3; no split of 3 changed problems can reach p < 0.05
+    assert mcnemar_exact(3, 0) == pytest.approx(0.25)
+    assert mcnemar_exact(0, 3) == pytest.approx(0.25)
+    assert mcnemar_exact(4, 0) == pytest.approx(0.125)
+    # b = 6, c = 1: 2 * (C(7,0) + C(7,1)) / 2^7 = 16 / 128
+    assert mcnemar_exact(6, 1) == pytest.approx(0.125)
+
+
+def test_square_and_add_matches_newcombes_independent_example():
+    # Newcombe (1998, independent proportions), method 10: 56/70 - 48/80 = 0.2,
+    # 95% interval 0.0524 to 0.3339
+    low, high = square_and_add(56 / 70, wilson_interval(56, 70), 48 / 80, wilson_interval(48, 80))
+    assert (low, high) == (pytest.approx(0.0524, abs=1e-4), pytest.approx(0.3339, abs=1e-4))
+
+
+def test_newcombe_paired_interval_matches_published_examples():
+    # Newcombe (1998, paired data), example (a): cells 36, 12, 2, 0 (n = 50), difference
+    # 0.2, method 10: 0.0569 to 0.3404
+    low, high = newcombe_paired_interval(36, 12, 2, 0)
+    assert (low, high) == (pytest.approx(0.0569, abs=1e-4), pytest.approx(0.3404, abs=1e-4))
+    # Fagerland, Lydersen & Laake (2014), airway hyper-responsiveness before/after stem cell
+    # transplantation: cells 1, 1, 7, 12; difference -0.286, Newcombe: -0.502 to -0.036
+    low, high = newcombe_paired_interval(1, 1, 7, 12)
+    assert (low, high) == (pytest.approx(-0.502, abs=1e-3), pytest.approx(-0.036, abs=1e-3))
+    # phi = 0 (a margin is empty): the independent square-and-add interval
+    low, high = newcombe_paired_interval(0, 3, 0, 37)
+    assert (low, high) == pytest.approx(square_and_add(3 / 40, wilson_interval(3, 40), 0.0,
+                                                       wilson_interval(0, 40)))
+    assert low < 0 < high
+
+
 def test_paired_difference_and_its_verdict():
     before = {str(i): 0.0 for i in range(40)}
     after = {str(i): 1.0 if i < 20 else 0.0 for i in range(40)}
     diff = paired_difference(before, after)
     assert diff.mean == pytest.approx(0.5) and diff.n == 40
     assert (diff.improved, diff.worsened) == (20, 0)
-    half = 1.959963984540054 * math.sqrt(0.25 * 40 / 39) / math.sqrt(40)
-    assert (diff.low, diff.high) == pytest.approx((0.5 - half, 0.5 + half))
-    assert diff.significant_rise and "exceeds its noise" in diff.verdict
+    assert (diff.low, diff.high) == pytest.approx(newcombe_paired_interval(0, 20, 0, 20))
     assert diff.p_value == pytest.approx(2 / 2**20)
+    assert diff.significant_rise and diff.verdict.startswith("the score rose: p = 1.91e-06 < 0.05")
+    assert diff.test_text == ("b = 20 improved, c = 0 got worse: exact McNemar test, "
+                              "two-sided p = 1.91e-06")
+
+    # 3 of 40 improved, none worse: p = 0.25, not a rise, whatever the mean says
+    few = paired_difference(before, {str(i): 1.0 if i < 3 else 0.0 for i in range(40)})
+    assert few.p_value == pytest.approx(0.25) and not few.significant_rise
+    assert few.verdict == ("no real change shown: p = 0.25 ≥ 0.05 in the exact McNemar test "
+                           "(b = 3, c = 0); with only 3 changed problems no split could reach "
+                           "p < 0.05 (the smallest p is 0.25)")
 
     noisy = paired_difference({"a": 0.0, "b": 1.0, "c": 0.0, "d": 1.0},
                               {"a": 1.0, "b": 0.0, "c": 1.0, "d": 1.0, "e": 1.0})
     assert noisy.n == 4  # only problems evaluated both times
-    assert not noisy.significant_rise and "within the noise" in noisy.verdict
+    assert (noisy.improved, noisy.worsened) == (2, 1) and noisy.p_value == pytest.approx(1.0)
+    assert not noisy.significant_rise and noisy.verdict.startswith("no real change shown")
+
+    same = paired_difference({"a": 1.0}, {"a": 1.0})
+    assert same.verdict == "no problem changed its score: no difference to test"
+
+
+def test_paired_difference_of_non_binary_scores_uses_the_sign_test():
+    before = {str(i): 0.5 for i in range(10)}
+    after = {str(i): 0.75 for i in range(10)}
+    after["9"] = 0.25
+    diff = paired_difference(before, after)
+    assert not diff.binary and (diff.improved, diff.worsened) == (9, 1)
+    assert diff.p_value == pytest.approx(2 * 11 / 1024)
+    assert "exact sign test" in diff.verdict and diff.significant_rise
+    half = 1.959963984540054 * statistics.stdev([0.25] * 9 + [-0.25]) / math.sqrt(10)
+    assert (diff.low, diff.high) == pytest.approx((diff.mean - half, diff.mean + half))
 
 
 def test_time_split_weighs_each_entry_by_its_rounds():
