@@ -8,7 +8,14 @@ import statistics
 
 import pytest
 
-from verifiers_trainer.cli.report import make_plots, read_metrics, time_split
+from verifiers_trainer.cli.report import (
+    eval_command,
+    make_plots,
+    read_metrics,
+    reward_range,
+    sample_pairs,
+    time_split,
+)
 from verifiers_trainer.cli.stats import (
     mcnemar_exact,
     mean_interval,
@@ -141,10 +148,12 @@ def test_plots_are_png_images_of_the_logged_curves(tmp_path):
     from matplotlib.image import imread
 
     steps = [{"step": s, "reward": 0.1 * s, "reward_std": 0.05, "kl": 0.001 * s,
-              "completions/mean_length": 40 + s, "rewards/correct_answer": 0.1 * s,
+              "completions/mean_length": 40 + s, "completions/truncated_ratio": 0.1,
+              "grad_norm": 0.5 / s, "rewards/correct_answer": 0.1 * s,
               "rewards/format_penalty": 0.5} for s in range(1, 6)]
     written, notes = make_plots(steps, tmp_path / "plots")
     assert [p.name for p in written] == ["reward.png", "kl.png", "completion_length.png",
+                                         "truncated.png", "grad_norm.png",
                                          "reward_functions.png"]
     assert notes == []
     for path in written:
@@ -152,7 +161,76 @@ def test_plots_are_png_images_of_the_logged_curves(tmp_path):
         height, width = imread(path).shape[:2]
         assert (width, height) == (640, 360)
 
-    without_kl = [{k: v for k, v in e.items() if k != "kl"} for e in steps]
-    written, notes = make_plots(without_kl, tmp_path / "plots2")
+    without = [{k: v for k, v in e.items() if k not in ("kl", "grad_norm")} for e in steps]
+    written, notes = make_plots(without, tmp_path / "plots2")
     assert "kl.png" not in [p.name for p in written]
-    assert notes == ["`kl` was not logged (beta = 0: no reference model, so no KL)"]
+    assert notes == ["`kl` was not logged (beta = 0: no reference model, so no KL)",
+                     "`grad_norm` was not logged"]
+
+
+def test_the_reward_band_is_clipped_to_the_reachable_range(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    steps = [{"step": s, "reward": r, "reward_std": 0.5, "rewards/correct_answer": r + 0.1,
+              "rewards/format_penalty": 1.0, "rewards/total_tool_calls": 2.0}
+             for s, r in ((1, -0.1), (2, 0.9))]
+    weights = {"correct_answer": 1.0, "format_penalty": -0.1, "total_tool_calls": 0.0}
+    bounds = reward_range(weights, steps, [])
+    assert (bounds.low, bounds.high) == (-0.1, 1.0)
+    assert bounds.how == "reward = 1·correct_answer - 0.1·format_penalty, each function scoring 0 to 1"
+
+    bands, lines = [], []
+    original_fill, original_plot = Axes.fill_between, Axes.plot
+
+    def fill(self, x, low, high, **kwargs):
+        bands.append((list(low), list(high), kwargs.get("label")))
+        return original_fill(self, x, low, high, **kwargs)
+
+    def plot(self, *args, **kwargs):
+        lines.append((kwargs.get("label"), list(args[1]) if len(args) > 1 else None))
+        return original_plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "fill_between", fill)
+    monkeypatch.setattr(Axes, "plot", plot)
+    _, notes = make_plots(steps, tmp_path / "plots", bounds, weights)
+    ((low, high, label),) = bands
+    assert low == [-0.1, pytest.approx(0.4)] and high == [pytest.approx(0.4), 1.0]
+    assert label == "± std within the round, clipped to [-0.1, 1]"
+    labels = dict(lines)
+    assert labels["1 × correct_answer"] == pytest.approx([0.0, 1.0])
+    assert labels["-0.1 × format_penalty (penalty: lower raw value is better)"] == \
+        pytest.approx([-0.1, -0.1])
+    assert "logged but not part of the reward (weight 0): `total_tool_calls`" in notes
+    assert not any("total_tool_calls" in (label or "") for label, _ in lines)
+
+
+def test_reward_range_falls_back_to_what_was_seen():
+    steps = [{"step": 1, "reward": 0.2, "rewards/length": 3.0}]
+    rows = [{"reward": -1.5}, {"reward": 2.5}]
+    bounds = reward_range({"length": 1.0}, steps, rows)  # a function beyond [0, 1]
+    assert (bounds.low, bounds.high) == (-1.5, 2.5)
+    assert bounds.how == "the smallest and largest rewards seen"
+    assert reward_range(None, [], []) is None
+
+
+def test_sample_pairs_show_the_same_problems_changes_first():
+    before = [{"example_id": i, "score": s} for i, s in enumerate([0.0, 1.0, 0.0, 0.0, 1.0])]
+    after = [{"example_id": i, "score": s} for i, s in enumerate([0.0, 0.0, 1.0, 1.0, 1.0])]
+    pairs = sample_pairs(before, list(reversed(after)))
+    assert [(b["example_id"], a["example_id"]) for b, a in pairs] == [(2, 2), (3, 3), (1, 1)]
+
+
+def test_eval_command_round_trips_through_the_shell():
+    import shlex
+    from pathlib import Path
+
+    config = {"env": {"id": "vf-math-python", "args": {
+        "system_prompt": "Answer in \\boxed{}. It's fine.", "difficulty": {"name": "x"}}},
+        "eval": {"num_examples": 40, "temperature": 0.0, "max_tokens": 24, "seed": 3}}
+    command = eval_command(config, Path("outputs/runs/my run/final"))
+    argv = shlex.split(command)
+    assert argv[:4] == ["vf-eval", "vf-math-python", "--model-path", "outputs/runs/my run/final"]
+    assert argv[argv.index("-n") + 1] == "40" and argv[argv.index("-t") + 1] == "24"
+    assert argv[argv.index("-T") + 1] == "0" and argv[argv.index("--seed") + 1] == "3"
+    assert json.loads(argv[argv.index("-a") + 1]) == config["env"]["args"]
+    assert argv[-1] == "-s"

@@ -110,14 +110,15 @@ def time_split(steps: list[dict[str, Any]], num_iterations: int = 1) -> dict[str
 def reward_range(weights: dict[str, float] | None, steps: list[dict[str, Any]],
                  rows: list[dict[str, Any]]) -> RewardRange | None:
     """What the reward can reach: from the rubric's weights when they are known and every
-    function's logged values lie in [0, 1] (the reward is then a weighted sum of values in
+    weighted function's logged values lie in [0, 1] (the reward is then a weighted sum of values in
     [0, 1]); else the smallest and largest rewards seen (evaluations and step means)."""
     if weights:
+        counted = {name for name, w in weights.items() if w}  # weight 0: not in the reward
         values = [v for e in steps for k, v in e.items()
-                  if k.startswith("rewards/") and k.removeprefix("rewards/") in weights
+                  if k.startswith("rewards/") and k.removeprefix("rewards/") in counted
                   and _finite(v)]
         values += [v for r in rows for k, v in (r.get("metrics") or {}).items()
-                   if k in weights and _finite(v)]
+                   if k in counted and _finite(v)]
         if all(0.0 <= v <= 1.0 for v in values):
             low = sum(min(w, 0.0) for w in weights.values())
             high = sum(max(w, 0.0) for w in weights.values())
