@@ -43,11 +43,11 @@ def adapter_base(path: str | Path) -> str:
     if not base:
         raise ValueError(f"{config_file} has no {BASE_KEY}, so the base model of this adapter "
                          f"is unknown. {fix}")
-    if base not in DEFAULT_MODEL_NAMES and _looks_like_path(base):
-        if not Path(base).expanduser().exists():
-            raise ValueError(f"The base model of the adapter in {folder} is not here: "
-                             f"{BASE_KEY} = {base!r} in {ADAPTER_CONFIG} is not an existing "
-                             f"folder. {fix}")
+    if (base not in DEFAULT_MODEL_NAMES and _looks_like_path(base)
+            and not Path(base).expanduser().exists()):
+        raise ValueError(f"The base model of the adapter in {folder} is not here: "
+                         f"{BASE_KEY} = {base!r} in {ADAPTER_CONFIG} is not an existing "
+                         f"folder. {fix}")
     return base
 
 
