@@ -212,7 +212,7 @@ def test_vf_eval_serves_the_adapter_folder_with_vf_vllm(tiny_run, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "verifiers.cli.eval", "vf-math-python", "--model-path",
-         str(folder / "final" / "adapter"), "--backend", "vllm", "-n", "4", "-t", "8",
+         str(folder / "final" / "adapter"), "--backend", "vllm", "-n", "4", "-r", "1", "-t", "8",
          "-a", json.dumps({"dataset_name": "arithmetic", "difficulty": "easy",
                            "use_tools": False, "num_train_examples": 64,
                            "num_eval_examples": 8}),
