@@ -179,7 +179,7 @@ def test_get_model_and_tokenizer_errors_say_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="not a local folder") as info:
         get_model_and_tokenizer("someone/no-such-model-here")
     assert "HF_HUB_OFFLINE" in str(info.value) and "build_tiny_model" in str(info.value)
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match="neither config.json nor adapter_config.json"):
         get_model_and_tokenizer(str(tmp_path))
 
 

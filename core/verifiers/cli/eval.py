@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples-shown", type=int, default=2, help="example rollouts printed")
     local = p.add_argument_group("local models (no API key; needs the vf-trainer package)")
     local.add_argument("--model-path", default=None,
-                       help="serve this local model (a path or hub name) for the evaluation")
+                       help="serve this local model for the evaluation: a folder written by "
+                            "save_pretrained (vf-train's <run>/final), a LoRA adapter folder "
+                            "(adapter_config.json; its base model is loaded and the adapter "
+                            "merged), or a hub name")
     local.add_argument("--local", action="store_true",
                        help="serve the default small model (SmolLM2-135M-Instruct)")
     local.add_argument("--backend", choices=["vllm", "engine"], default=None,

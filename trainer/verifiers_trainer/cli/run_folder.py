@@ -11,6 +11,7 @@ and whether a new config may continue it.
         eval_before.jsonl    one line per evaluated problem
         eval_after.jsonl
         checkpoints/         the Trainer's checkpoints (weights, optimizer, RNG, prompt stream)
+        final/               the trained model (merged for LoRA; adapter in final/adapter/)
         plots/*.png
         report.md
 """
@@ -64,6 +65,10 @@ class RunFolder:
     @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
+
+    @property
+    def final(self) -> Path:
+        return self.path / "final"
 
     @property
     def plots(self) -> Path:

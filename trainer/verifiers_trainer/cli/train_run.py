@@ -6,8 +6,9 @@ Stages, in order (each recorded in ``state.json`` when it finishes):
    ``[inference] backend = "vllm"``);
 2. ``eval_before``: the base model on the held-out problems (skipped once done);
 3. ``train``: GRPO until ``trainer.max_steps``, resuming from the last checkpoint;
-4. ``eval_after``: the trained model on the same problems (redone when training went on);
-5. the report (always rebuilt) and the summary table.
+4. ``final``: the trained model saved to ``final/`` (see ``final_model.py``);
+5. ``eval_after``: the trained model on the same problems (redone when training went on);
+6. the report (always rebuilt) and the summary table.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def _todo(config: TrainConfig, stages: dict[str, Any]) -> dict[str, bool]:
     return {
         "eval_before": config.eval.before and "eval_before" not in stages,
         "train": stages.get("train", {}).get("global_step", 0) < max_steps,
+        "final": stages.get("final", {}).get("global_step") != max_steps,
         "eval_after": config.eval.after
         and stages.get("eval_after", {}).get("global_step") != max_steps,
     }
@@ -100,6 +102,8 @@ def run(config: TrainConfig, command: str, console: Any, out: Any,
     folder.add_time("setup_s", time.perf_counter() - started)
     state = folder.state()
     state["commands"].append({"command": command, "started": now()})
+    state["reward_weights"] = dict(zip(env.rubric.get_reward_func_names(),
+                                       env.rubric.get_reward_weights(), strict=True))
     folder.save_state(state)
     todo = _todo(config, state["stages"])
     console.print(f"[bold]vf-train[/bold] {config.run.name} · {config.env.id} · model "
@@ -116,6 +120,8 @@ def run(config: TrainConfig, command: str, console: Any, out: Any,
                     session.eval_before()
                 if todo["train"]:
                     session.train()
+                if todo["final"]:
+                    session.save_final()
                 if todo["eval_after"]:
                     session.eval_after()
     except KeyboardInterrupt:
@@ -144,6 +150,7 @@ class Session:
         self.path = ""
         self.server: Any = None
         self.trainer: Any = None
+        self.loaded: tuple[Any, int] | None = None  # the trained model read from a checkpoint
         self.exit_stack = contextlib.ExitStack()
 
     # -- setup -----------------------------------------------------------------------------
@@ -159,6 +166,7 @@ class Session:
             self.model = self.model.to(_device())
         state = self.folder.state()
         state["model_path"] = self.path
+        state["weights_source"] = weights_source(config.model.name, self.path)
         self.folder.save_state(state)
         if config.inference.backend == "vllm":
             from verifiers_trainer.inference.vllm_launcher import VLLMServer
@@ -262,12 +270,26 @@ class Session:
                 progress.close()
         self._finish("train", global_step=trainer.state.global_step)
 
+    def save_final(self) -> None:
+        """The trained model to ``final/``: the adapter and a merged copy (LoRA), or the
+        model itself."""
+        from verifiers_trainer.cli.final_model import save_final
+        from verifiers_trainer.models.loading import hub_repo_of
+
+        with self._timed("final_save_s"):
+            model, step = self._trained_model()
+            save_final(model, self.tokenizer, self.folder.final, base_name=hub_repo_of(self.path))
+        self.console.print(f"saved the trained model to {self.folder.final}")
+        self._finish("final", global_step=step)
+
     def _trained_model(self) -> tuple[Any, int]:
         """The model after training: in memory when this command trained it, else loaded
         from the last checkpoint."""
         if self.trainer is not None:
             return self.trainer.accelerator.unwrap_model(self.trainer.model), \
                 self.trainer.state.global_step
+        if self.loaded is not None:  # loaded once: a second PeftModel would wrap it again
+            return self.loaded
         from transformers.trainer_utils import get_last_checkpoint
 
         last = (get_last_checkpoint(str(self.folder.checkpoints))
@@ -287,7 +309,8 @@ class Session:
 
             model = AutoModelForCausalLM.from_pretrained(last, dtype=self.model.dtype)
             model = model.to(_device())
-        return model, _step_of(last)
+        self.loaded = model, _step_of(last)
+        return self.loaded
 
     def _push_weights(self, model: Any) -> None:
         """Give the vf-vllm server the trained weights (LoRA merged)."""
@@ -313,6 +336,15 @@ def _merged(model: Any) -> Iterator[None]:
         model.unmerge_adapter()
 
 
+def weights_source(name: str, path: str) -> str:
+    """Where the weights of ``[model] name`` came from, in words (for the report)."""
+    if name == "tiny":
+        return f"the tiny test model, built offline with random weights in {path}"
+    from verifiers_trainer.models.loading import describe_weights
+
+    return describe_weights(name, path)
+
+
 def _device() -> str:
     import torch
 
@@ -323,4 +355,4 @@ def _step_of(checkpoint: str) -> int:
     return int(Path(checkpoint).name.rsplit("-", 1)[-1])
 
 
-__all__ = ["load_env", "model_path", "plan", "run"]
+__all__ = ["load_env", "model_path", "plan", "run", "weights_source"]

