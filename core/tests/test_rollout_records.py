@@ -284,3 +284,23 @@ def test_turn_dicts_an_environment_adds_become_turns(make_scripted_server):
     bad = TurnsByHand({"tokens": [5]}, dataset=rows)
     with pytest.raises(TypeError, match=r"TurnsByHand: state\['turns'\] .*Unknown turn keys \['tokens'\]"):
         bad.generate(rows, server.client(), "m")
+
+
+def test_repeated_reads_still_see_every_kind_of_change():
+    """Columns are re-read from the records only after a write; every write path counts."""
+    results = vf.GenerateOutputs(prompt=["a", "b"], completion=["x", "y"], reward=[0.0, 1.0],
+                                 metrics={"m": [0.0, 1.0]})
+    rewards = results["rewards"]
+    assert results["rewards"] is rewards and rewards == [0.0, 1.0]
+    results.rollouts[0].reward = 0.5  # a record's field
+    assert results["rewards"] == [0.5, 1.0]
+    results.rollouts[1].metrics["m"] = 3.0  # a record's metrics, mutated in place
+    assert results["metrics"]["m"] == [0.0, 3.0]
+    results["metrics"]["m"][0] = 2.0  # an item of a column
+    assert results.rollouts[0].metrics["m"] == 2.0
+    spare = vf.Rollout(prompt="c", completion="z", reward=0.25, metrics={"m": 1.0})
+    results["rewards"]  # read after the spare record was built
+    results.rollouts.append(spare)  # an existing record appended
+    assert results["rewards"] == [0.5, 1.0, 0.25]
+    assert results["metrics"]["m"] == [2.0, 3.0, 1.0]
+    assert json.loads(json.dumps(spare.to_dict()["metrics"])) == {"m": 1.0}

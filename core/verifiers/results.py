@@ -26,6 +26,7 @@ from operator import attrgetter, is_not
 from typing import Any
 
 from verifiers.rollout import Rollout, Turn, error_text
+from verifiers.rollout import changes as rollout_changes
 
 #: Column key -> the :class:`~verifiers.rollout.Rollout` field it views, in key order.
 COLUMNS = {
@@ -82,24 +83,30 @@ class _SyncedColumn:
     items assigned in it since (``results["rewards"][3] = 1.0``) are written to the records,
     then it is read again from them (the same list object)."""
 
-    __slots__ = ("get", "key", "seen", "set", "values")
+    __slots__ = ("get", "key", "read_at", "seen", "set", "values")
 
     def __init__(self, key: str, name: str) -> None:
         self.key = key
         self.get, self.set = _field_access(name)
         self.values: list[Any] = []
         self.seen: list[Any] = []
+        self.read_at = -1  # rollout.changes() when the column was last read
 
     def sync(self, rollouts: list[Rollout], apply_edits: bool = True) -> list[Any]:
         values, seen = self.values, self.seen
         changed_length = len(values) != len(seen)
-        if apply_edits and not changed_length and any(map(is_not, values, seen)):
+        edited = not changed_length and any(map(is_not, values, seen))
+        if (not edited and not changed_length and self.read_at == rollout_changes()
+                and len(values) == len(rollouts)):
+            return values  # no record written and no item assigned since the last read
+        if apply_edits and edited:
             for rollout, mine, old in zip(rollouts, values, seen, strict=False):  # rollouts may have grown
                 if mine is not old:
                     self.set(rollout, mine)
         fresh = list(map(self.get, rollouts))
         values[:] = fresh
         self.seen = fresh
+        self.read_at = rollout_changes()
         if apply_edits and changed_length:
             raise _refuse_length(self.key)
         return values
@@ -110,14 +117,28 @@ class _SyncedMetrics:
     order), as :class:`_SyncedColumn` does for one field; a name added to (or removed from)
     the dict adds (or removes) that metric on every rollout."""
 
-    __slots__ = ("seen", "values")
+    __slots__ = ("read_at", "read_n", "seen", "values")
 
     def __init__(self) -> None:
         self.values: dict[str, list[float]] = {}
         self.seen: dict[str, tuple[list[float], list[float]]] = {}  # name -> (list, snapshot)
+        self.read_at = -1  # rollout.changes() when the metrics were last read
+        self.read_n = -1  # how many rollouts there were then
+
+    def _unchanged(self, n: int) -> bool:
+        values, seen = self.values, self.seen
+        if self.read_at != rollout_changes() or self.read_n != n or values.keys() != seen.keys():
+            return False
+        for name, column in values.items():
+            held, old = seen[name]
+            if column is not held or len(column) != n or len(old) != n or any(map(is_not, column, old)):
+                return False
+        return True
 
     def sync(self, rollouts: list[Rollout], apply_edits: bool = True) -> dict[str, list[float]]:
         values, n = self.values, len(rollouts)
+        if self._unchanged(n):
+            return values
         if apply_edits:
             for name in [k for k in self.seen if k not in values]:
                 for rollout in rollouts:
@@ -153,6 +174,7 @@ class _SyncedMetrics:
                 column = values[name] = []
             column[:] = fresh
             self.seen[name] = (column, fresh)
+        self.read_at, self.read_n = rollout_changes(), len(rollouts)
         return values
 
 

@@ -18,6 +18,62 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 
+_changes = 0  # counts writes to any Rollout (fields and metrics): views re-read only after one
+
+
+def changes() -> int:
+    """How many times a :class:`Rollout`'s fields or metrics were written so far (results'
+    columns are read again from their records only when this has moved)."""
+    return _changes
+
+
+class _Metrics(dict):
+    """A rollout's metrics: a plain dict that counts its writes (see :func:`changes`)."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: str, value: float) -> None:
+        global _changes
+        _changes += 1
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        global _changes
+        _changes += 1
+        dict.__delitem__(self, key)
+
+    def _changed(self) -> None:
+        global _changes
+        _changes += 1
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._changed()
+        dict.update(self, *args, **kwargs)
+
+    def pop(self, *args: Any) -> Any:
+        self._changed()
+        return dict.pop(self, *args)
+
+    def popitem(self) -> Any:
+        self._changed()
+        return dict.popitem(self)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._changed()
+        return dict.setdefault(self, key, default)
+
+    def clear(self) -> None:
+        self._changed()
+        dict.clear(self)
+
+    def __ior__(self, other: Any) -> Any:
+        self._changed()
+        return dict.__ior__(self, other)
+
+    def __reduce__(self) -> Any:
+        return (_Metrics, (dict(self),))
+
+
 class _FieldMapping(Mapping[str, Any]):
     """Mapping access to a record's named fields: ``record[name]``, ``.get``, ``in``,
     ``keys()``; assigning ``record[name] = value`` sets that field."""
@@ -115,6 +171,13 @@ class Rollout(_FieldMapping):
         if self.group_id is None:
             self.group_id = self.example_id
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        global _changes
+        _changes += 1
+        if name == "metrics" and type(value) is not _Metrics:
+            value = _Metrics(value)
+        object.__setattr__(self, name, value)
+
     # -- the state's entries ----------------------------------------------------------------
     @property
     def turns(self) -> list[Turn]:
@@ -180,6 +243,7 @@ class Rollout(_FieldMapping):
         timing, usage and truncation flag), and ``error`` with the state's details (type,
         message, ...) where the state has them."""
         out = {k: getattr(self, k) for k in _OWN_KEYS}
+        out["metrics"] = dict(self.metrics)
         detail = self.state.get("error")
         if self.error is not None and isinstance(detail, Mapping):
             out["error"] = detail
