@@ -17,7 +17,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-
 _changes = 0  # counts writes to any Rollout (fields and metrics): views re-read only after one
 
 
