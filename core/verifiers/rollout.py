@@ -65,7 +65,7 @@ class _Metrics(dict):
         self._changed()
         dict.clear(self)
 
-    def __ior__(self, other: Any) -> Any:
+    def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
         self._changed()
         return dict.__ior__(self, other)
 
