@@ -9,7 +9,7 @@ slower). The held-out problems are the same for every seed; the seed changes sam
 LoRA initialisation and data order.
 
     python benchmarks/demo_seeds.py                                   # seeds 0 1 2
-    python benchmarks/demo_seeds.py --seeds 3 4 --output-dir /tmp/runs
+    python benchmarks/demo_seeds.py --seeds 3 4 --output-dir outputs/experiments
     python benchmarks/demo_seeds.py -- --trainer.learning_rate 2e-4   # overrides for vf-train
 
 Exit status 1 when a run fails or a gain is below ``--min-gain`` points.
