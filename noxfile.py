@@ -129,6 +129,18 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def demo_seeds(session: nox.Session) -> None:
+    """The main job's config for training seeds 0, 1 and 2, one after the other: a table of
+    accuracy before and after, gain, minutes and final reward per seed (a benchmark, not a
+    test; about half an hour on two quiet CPU cores). Arguments go to
+    benchmarks/demo_seeds.py, e.g. ``nox -s demo_seeds -- --seeds 3 4``."""
+    install_core(session)
+    install_environments(session, ["vf_math_python"])
+    install_trainer(session, extras="gguf")
+    session.run("python", "benchmarks/demo_seeds.py", *session.posargs, env=_env())
+
+
+@nox.session
 def demo_eval(session: nox.Session) -> None:
     """Evaluation only: vf-eval on vf-wordle against its reference solver (examples/demo.py).
 

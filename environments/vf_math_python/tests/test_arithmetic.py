@@ -60,6 +60,24 @@ def test_custom_difficulty():
         assert row["info"]["expression"].count("×") == 6
 
 
+@pytest.mark.parametrize("parentheses", [False, True])
+def test_digits_per_number(parentheses):
+    rows = generate_arithmetic(50, seed=0, difficulty={"digits_per_number": [3, 2], "num_ops": 1, "ops": "*",
+                                                       "parentheses": parentheses})
+    for row in rows:
+        left, right = (int(t) for t in row["info"]["expression"].split(" × "))
+        assert 100 <= left <= 999 and 10 <= right <= 99
+        assert int(row["answer"]) == left * right
+    three = generate_arithmetic(30, seed=0, difficulty={"digits_per_number": [1, 2, 3], "num_ops": 2,
+                                                        "ops": "+", "parentheses": parentheses})
+    for row in three:
+        numbers = [t for t in row["info"]["expression"].replace("(", "").replace(")", "").split()
+                   if t.isdigit()]
+        assert [len(n) for n in numbers] == [1, 2, 3]
+    with pytest.raises(ValueError, match="digits_per_number needs num_ops"):
+        ArithmeticSpec("x", num_ops=2, digits_per_number=(3, 2))
+
+
 def test_level_numbers_and_bad_difficulties():
     assert resolve_difficulty(2) == [PRESETS["medium"]]
     assert len(resolve_difficulty(None)) == 3

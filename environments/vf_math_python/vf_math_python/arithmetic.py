@@ -34,6 +34,8 @@ class ArithmeticSpec:
     Attributes:
         name: the value of the ``difficulty`` column for these rows.
         min_digits, max_digits: digits of each number (chosen uniformly per number).
+        digits_per_number: digits of each number in order (``(3, 2)``: a 3-digit number,
+            then a 2-digit one); ``num_ops + 1`` entries; replaces min/max_digits.
         num_ops: operations per expression (``num_ops + 1`` numbers).
         ops: the operators to draw from, a string over ``"+-*/"``.
         parentheses: random expression trees (with the brackets they need) rather than
@@ -51,8 +53,18 @@ class ArithmeticSpec:
     parentheses: bool = False
     fractions: bool = False
     level: int = 0
+    digits_per_number: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.digits_per_number is not None:
+            if isinstance(self.digits_per_number, (int, str)):
+                raise ValueError(f"digits_per_number is a list with one digit count per number, "
+                                 f"e.g. [3, 2]; got {self.digits_per_number!r}.")
+            object.__setattr__(self, "digits_per_number", tuple(self.digits_per_number))
+            if len(self.digits_per_number) != self.num_ops + 1 or not all(
+                    isinstance(d, int) and 1 <= d <= 12 for d in self.digits_per_number):
+                raise ValueError(f"digits_per_number needs num_ops + 1 = {self.num_ops + 1} "
+                                 f"digit counts between 1 and 12, got {self.digits_per_number}.")
         if not 1 <= self.min_digits <= self.max_digits <= 12:
             raise ValueError(f"Need 1 <= min_digits <= max_digits <= 12, got "
                              f"{self.min_digits} and {self.max_digits}.")
@@ -117,23 +129,28 @@ def resolve_difficulty(difficulty: Any) -> list[ArithmeticSpec]:
 Node = int | tuple[str, Any, Any]
 
 
-def _number(rng: random.Random, spec: ArithmeticSpec) -> int:
-    digits = rng.randint(spec.min_digits, spec.max_digits)
+def _number(rng: random.Random, spec: ArithmeticSpec, position: int = 0) -> int:
+    if spec.digits_per_number:
+        digits = spec.digits_per_number[position]
+    else:
+        digits = rng.randint(spec.min_digits, spec.max_digits)
     low = 0 if digits == 1 else 10 ** (digits - 1)
     return rng.randint(low, 10**digits - 1)
 
 
-def _tree(rng: random.Random, spec: ArithmeticSpec, num_ops: int) -> Node:
+def _tree(rng: random.Random, spec: ArithmeticSpec, num_ops: int, first: int = 0) -> Node:
+    """A random tree over numbers ``first``, ``first + 1``, ... (left to right)."""
     if num_ops == 0:
-        return _number(rng, spec)
+        return _number(rng, spec, first)
     left_ops = rng.randint(0, num_ops - 1)
     op = rng.choice(spec.ops)
-    return (op, _tree(rng, spec, left_ops), _tree(rng, spec, num_ops - 1 - left_ops))
+    return (op, _tree(rng, spec, left_ops, first),
+            _tree(rng, spec, num_ops - 1 - left_ops, first + left_ops + 1))
 
 
 def _chain(rng: random.Random, spec: ArithmeticSpec) -> Node:
     """A flat expression ``a op b op c ...``, grouped the way precedence reads it."""
-    numbers = [_number(rng, spec) for _ in range(spec.num_ops + 1)]
+    numbers = [_number(rng, spec, i) for i in range(spec.num_ops + 1)]
     ops = [rng.choice(spec.ops) for _ in range(spec.num_ops)]
     text = str(numbers[0]) + "".join(f" {o} {n}" for o, n in zip(ops, numbers[1:], strict=True))
     return _from_ast(ast.parse(text, mode="eval").body)
