@@ -8,23 +8,36 @@ import pytest
 from verifiers.testing import Reply, ToolCall
 
 
+def _register_env(folder, dist: str, module: str, source: str) -> None:
+    """Write module ``module`` (``source``) into ``folder`` with a dist-info folder naming
+    its ``load_environment`` as the entry point of environment ``dist`` (what pip writes)."""
+    (folder / f"{module}.py").write_text(source)
+    info = folder / f"{module}-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[verifiers.environments]\n{dist} = {module}:load_environment\n")
+
+
+@pytest.fixture
+def register_env():
+    """``register_env(folder, dist, module, source)``: an environment package on disk,
+    registered through a real entry point (put ``folder`` on sys.path to use it)."""
+    return _register_env
+
+
 @pytest.fixture
 def installed_envs(tmp_path, monkeypatch):
     """Two environment 'distributions' on sys.path, registered through real entry points
     (a dist-info folder, exactly what pip writes), without touching the venv."""
     for dist, module in (("vf-toy-math", "vf_toy_math"), ("vf-toy-game", "vf_toy_game")):
-        (tmp_path / f"{module}.py").write_text(textwrap.dedent('''
+        _register_env(tmp_path, dist, module, textwrap.dedent('''
             import verifiers as vf
 
             def load_environment(num_examples: int = 3, greeting: str = "hi"):
                 rows = [{"question": f"{greeting} {i}", "answer": str(i)} for i in range(num_examples)]
                 return vf.SingleTurnEnv(dataset=rows)
         '''))
-        info = tmp_path / f"{module}-0.1.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
-        (info / "entry_points.txt").write_text(
-            f"[verifiers.environments]\n{dist} = {module}:load_environment\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
     for module in ("vf_toy_math", "vf_toy_game"):
@@ -66,12 +79,7 @@ def tool_env_installed(tmp_path, monkeypatch):
     folder), as ``installed_envs`` does."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "vf_toy_tools.py").write_text(TOOL_ENV.format(words=WORDS))
-    info = site / "vf_toy_tools-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vf-toy-tools\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[verifiers.environments]\nvf-toy-tools = vf_toy_tools:load_environment\n")
+    _register_env(site, "vf-toy-tools", "vf_toy_tools", TOOL_ENV.format(words=WORDS))
     monkeypatch.syspath_prepend(str(site))
     yield
     sys.modules.pop("vf_toy_tools", None)

@@ -219,14 +219,9 @@ def load_environment():
 
 
 @pytest.fixture
-def grouped_env(tmp_path, monkeypatch):
+def grouped_env(tmp_path, monkeypatch, register_env):
     """An installed environment whose rows carry their own group ids."""
-    (tmp_path / "vf_toy_grouped.py").write_text(textwrap.dedent(GROUPED_ENV))
-    info = tmp_path / "vf_toy_grouped-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vf-toy-grouped\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[verifiers.environments]\nvf-toy-grouped = vf_toy_grouped:load_environment\n")
+    register_env(tmp_path, "vf-toy-grouped", "vf_toy_grouped", textwrap.dedent(GROUPED_ENV))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("vf_toy_grouped", None)
