@@ -643,7 +643,7 @@ class GRPOTrainer(DocumentedAPI, Trainer):
                            "or had fewer than two usable rollouts); skipping its updates")
         pad = self.processing_class.pad_token_id
         micro = round_.micro_batches
-        self._buffer = [collate(m, pad, args.max_completion_length) if m else {} for m in micro]
+        self._buffer = [collate(m, pad) if m else {} for m in micro]
         # old log-probs: the policy's as the round begins, needed once it can change during
         # the round (several passes, or a round spanning optimizer steps); otherwise they equal
         # the current ones (compute_loss detaches them)
