@@ -9,6 +9,7 @@ import pytest
 from vf_math_python.equivalence import (
     answers_equivalent,
     is_safe_expression,
+    is_unevaluated,
     normalize_answer,
     sympy_equivalent,
     to_fraction,
@@ -51,6 +52,8 @@ EQUIVALENT = [
     ("2\\pi", "2\\pi"),
     ("\\{2,1\\}", "\\{1,2\\}"),
     ("x=3", "3"),
+    ("1.2 \\times 10^{3}", "1200"),  # scientific notation is a number
+    ("-5", "-5"),
 ]
 
 NOT_EQUIVALENT = [
@@ -68,6 +71,18 @@ NOT_EQUIVALENT = [
     ("9^{9^{9^9}}", "1"),  # too risky to evaluate: not equivalent, and fast
     ("10^{100000}", "1"),
     ("__import__('os').system('echo pwned')", "0"),
+    # a numeric reference asks for the number: the operation left undone is not an answer
+    ("345 * 35", "12075"),
+    ("\\boxed{345 \\times 35}", "12075"),
+    ("448 × 35", "15680"),
+    ("3 + 4", "7"),
+    ("10 - 3", "7"),
+    ("2^{10}", "1024"),
+    ("2**10", "1024"),
+    ("6 \\cdot 7", "42"),
+    ("5!", "120"),
+    ("x = 3 + 4", "7"),
+    ("(3)(4) + 0", "12"),
 ]
 
 
@@ -92,6 +107,12 @@ def test_not_equivalent(predicted: str | None, reference: str):
 ])
 def test_normalize(text: str, normal: str):
     assert normalize_answer(text) == normal
+
+
+def test_unevaluated_answers_only_fail_numeric_references():
+    assert is_unevaluated("345 * 35") and is_unevaluated("2^{10}") and is_unevaluated("5!")
+    assert not is_unevaluated("-12") and not is_unevaluated("1.5 \\times 10^{-2}")
+    assert answers_equivalent("x^2 - 1", "(x-1)(x+1)")  # a symbolic reference: unchanged
 
 
 def test_exact_fractions():

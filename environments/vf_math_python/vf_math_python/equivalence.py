@@ -5,6 +5,10 @@
 1. the normalized strings are equal (``\\boxed{}``/``$`` wrappers, ``\\text{}``, spacing
    commands, currency and unit words, percent signs and thousands separators removed);
 2. both are exact numbers (integers, decimals, ``a/b``, ``\\frac{a}{b}``) with equal values;
+   when the reference is such a number, an answer that still holds an operation
+   (``345 * 35``, ``3 + 4``, ``2^{10}``, ``5!``) is not equivalent: the computation was
+   asked for, not its expression (scientific notation such as ``1.2 \\times 10^{3}`` counts
+   as a number);
 3. ``math_verify`` (``parse`` + ``verify``) says they are equal: LaTeX, fractions, roots,
    sets, intervals, equations such as ``x = 3`` against ``3``;
 4. sympy: both parse as expressions whose difference simplifies to zero.
@@ -46,6 +50,14 @@ _DEGREES = re.compile(r"\^\s*\{?\\circ\}?|°")
 _ANSWER_PREFIX = re.compile(r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is|:)\s*", re.IGNORECASE)
 _EXPONENT = re.compile(r"(?:\^|\*\*)\s*\{?\s*\(?\s*(\d+)")
 _NESTED_POWER = re.compile(r"(?:\^|\*\*)\s*\{[^{}]*(?:\^|\*\*)|(?:\^|\*\*)[^\^*]*(?:\^|\*\*)\s*\d")
+#: An operation between operands: ``3 + 4``, ``345 * 35``, ``2^{10}``, ``6 \\times 7``, ``5!``.
+_OPERATION = re.compile(
+    r"(?<=[\d)}.])\s*(?:\*\*|[-+*×·÷^]|\\times|\\cdot|\\div|\\ast)\s*(?=[\d({\\.])"
+    r"|\d\s*!")
+_SCIENTIFIC = re.compile(
+    r"[-+]?\d+(?:\.\d+)?\s*(?:\\times|\\cdot|[*×·])\s*10\s*(?:\^|\*\*)\s*"
+    r"\{?\s*[-+]?\d+\s*\}?")
+_EQUATION_LHS = re.compile(r"^[A-Za-z]\s*=\s*")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 
 
@@ -100,6 +112,15 @@ def to_fraction(text: str) -> Fraction | None:
     return None
 
 
+def is_unevaluated(text: str) -> bool:
+    """Does the normalized answer ``text`` still hold an arithmetic operation (``345 * 35``)
+    rather than a value? A leading ``x =`` and scientific notation do not count."""
+    s = _EQUATION_LHS.sub("", text.strip())
+    if _SCIENTIFIC.fullmatch(s):
+        return False
+    return bool(_OPERATION.search(s))
+
+
 def is_risky(text: str) -> bool:
     """Could symbolic evaluation of ``text`` take forever (huge or nested powers, factorial
     of big numbers, very long input)?"""
@@ -129,6 +150,8 @@ def answers_equivalent(predicted: Any, reference: Any, checker: Any = None) -> b
     if pred == ref:
         return True
     pred_value, ref_value = to_fraction(pred), to_fraction(ref)
+    if ref_value is not None and pred_value is None and is_unevaluated(pred):
+        return False  # "\\boxed{345 * 35}" for 12075: the expression, not the number
     if pred_value is not None and ref_value is not None:
         return pred_value == ref_value
     if is_risky(pred) or is_risky(ref):
