@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from verifiers.types import Messages, MessageType, State
+from verifiers.utils.chat_template import tool_calls_as_text
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,8 @@ def _ids(value: Any) -> list[int]:
 
 def _template(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool) -> list[int]:
     return _ids(tokenizer.apply_chat_template(
-        messages, tokenize=True, add_generation_prompt=generation_prompt
+        tool_calls_as_text(messages, tokenizer), tokenize=True,
+        add_generation_prompt=generation_prompt,
     ))
 
 

@@ -382,7 +382,8 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-def _teach(model: Any, tokenizer: Any, conversation: list[dict[str, Any]], tools: Any) -> None:
+def _teach(model: Any, tokenizer: Any, conversation: list[dict[str, Any]], tools: Any,
+           steps: int = 200, lr: float = 1e-2) -> None:
     """Overfit the tiny model on one conversation's assistant turns (a few dozen steps), so
     that greedy decoding replays it: a random model will not call a tool by itself."""
     full = tokenizer.apply_chat_template(conversation, tools=tools, tokenize=True,
@@ -395,9 +396,9 @@ def _teach(model: Any, tokenizer: Any, conversation: list[dict[str, Any]], tools
                                                     tokenize=True, return_dict=False))
             labels[start:end] = full[start:end]
     torch.manual_seed(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    for _ in range(200):
+    for _ in range(steps):
         loss = model(input_ids=torch.tensor([full]), labels=torch.tensor([labels])).loss
         optimizer.zero_grad()
         loss.backward()
@@ -442,6 +443,38 @@ def test_tool_env_rollout_calls_the_tool_and_turns_extend(tiny):
     env_tokens = len(second["prompt_token_ids"]) - len(seen)
     assert mask == ([1] * len(first["completion_token_ids"]) + [0] * env_tokens
                     + [1] * len(second["completion_token_ids"]))
+
+
+PLAIN_CHATML = (  # role and content only: tool calls are not shown (SmolLM2's template)
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_a_template_without_tool_support_sees_the_call_on_the_next_turn(tiny):
+    """With a chat template that drops ``tool_calls``, the next turn's prompt still holds the
+    call the model wrote, so the turns extend into one training sample."""
+    model, tokenizer = tiny
+    tokenizer.chat_template = PLAIN_CHATML
+    env = vf.ToolEnv(tools=[add], dataset=[{"prompt": QUESTION, "answer": "5"}], max_turns=4)
+    call_text = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": 3}}</tool_call>'
+    conversation = [*QUESTION, {"role": "assistant", "content": call_text},
+                    {"role": "tool", "content": "5"},
+                    {"role": "assistant", "content": "The answer is 5."}]
+    _teach(model, tokenizer, conversation, None, steps=600, lr=3e-3)
+    results = env.evaluate(InProcessEngine(model, tokenizer), "local", sampling_args={
+        "temperature": 0, "max_tokens": 60, "return_token_ids": True})
+    state, completion = results["states"][0], results["completions"][0]
+    assert results["errors"] == [None]
+    assert state["tool_calls"] == 1, completion
+    assert completion[0]["tool_calls"][0]["function"]["name"] == "add"
+    first, second = state["turns"]
+    assert call_text in tokenizer.decode(second["prompt_token_ids"])
+    seen = first["prompt_token_ids"] + first["completion_token_ids"]
+    assert second["prompt_token_ids"][:len(seen)] == seen
+    processed = env.process_env_results(results["prompts"], results["completions"],
+                                        results["states"], results["rewards"], tokenizer)
+    assert len(processed) == 1
 
 
 def test_parsed_tool_calls_come_back_as_openai_tool_calls(tiny):

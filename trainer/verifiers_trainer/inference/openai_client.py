@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from verifiers.utils import openai_wire as wire
+from verifiers.utils.chat_template import tool_calls_as_text
 from verifiers_trainer.inference.sampler import SamplingParams
 from verifiers_trainer.inference.tool_calls import parse_tool_calls
 
@@ -89,7 +90,9 @@ def chat_prompt_ids(
     **template_kwargs: Any,
 ) -> list[int]:
     """The prompt token ids of a chat request: the chat template rendered, then
-    tokenized without extra special tokens (what ``apply_chat_template`` gives)."""
+    tokenized without extra special tokens (what ``apply_chat_template`` gives). A template
+    that drops tool calls sees them written into the assistant's content
+    (:func:`verifiers.utils.chat_template.tool_calls_as_text`)."""
     if not getattr(tokenizer, "chat_template", None):
         raise bad_request(
             "The tokenizer has no chat template, so chat requests cannot be rendered; set "
@@ -100,7 +103,8 @@ def chat_prompt_ids(
         template_kwargs["add_generation_prompt"] = False
     try:
         text = tokenizer.apply_chat_template(
-            [_plain_message(m) for m in messages], tools=list(tools) if tools else None,
+            tool_calls_as_text([_plain_message(m) for m in messages], tokenizer),
+            tools=list(tools) if tools else None,
             tokenize=False, **template_kwargs,
         )
     except Exception as exc:
