@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from verifiers.cli.eval_samples import completion_text
 from verifiers_trainer.cli.train_config import ConfigError, EvalSection
 
 
@@ -108,9 +109,14 @@ def _last_user_text(prompt: Any) -> str:
 
 
 def _text(completion: Any) -> str:
+    """A single answer as its text; a conversation (tool calls, tool replies, several
+    turns) as one ``[role] content`` line per message and one line per tool call."""
     if isinstance(completion, str):
         return completion
-    return "\n".join(str(m.get("content") or "") for m in completion if isinstance(m, dict))
+    messages = [m for m in completion if isinstance(m, dict)]
+    if len(messages) == 1 and not messages[0].get("tool_calls"):
+        return str(messages[0].get("content") or "")
+    return completion_text(messages)
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
