@@ -19,6 +19,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from verifiers.envs.tool_call import ToolCall
+
 _PROBE_NAME = "vf_probe_tool_7c1e"
 _PROBE_MESSAGES = [
     {"role": "user", "content": "probe"},
@@ -53,11 +55,8 @@ def renders_tool_calls(tokenizer: Any) -> bool:
 
 def tool_call_text(call: Any) -> str:
     """One OpenAI tool call (dict or openai object) as a ``<tool_call>`` block."""
-    function = call.get("function") if isinstance(call, Mapping) else getattr(call, "function", None)
-    if isinstance(function, Mapping):
-        name, arguments = function.get("name"), function.get("arguments")
-    else:
-        name, arguments = getattr(function, "name", None), getattr(function, "arguments", None)
+    function = ToolCall.from_any(call).function
+    name, arguments = function.name, function.arguments
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments)
