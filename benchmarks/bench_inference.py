@@ -9,6 +9,8 @@ Same model, same requests (greedy, ``ignore_eos`` so every request generates exa
   vllm        vLLM's own OpenAI server
   vf-vllm     the same server started by vf-vllm (development endpoints, weight transfer)
   engine      the in-process transformers engine (verifiers_trainer.InProcessEngine)
+  engine-plain  the same engine with ``cpu_decode_linears=False`` (every linear layer through
+              ``F.linear``): what the blocked CPU decoding products gain
   generate    transformers' model.generate on all prompts as one left-padded batch (greedy,
               min_new_tokens = max_new_tokens): the engine's floor on the same model
   update      seconds for VLLMClient.update_weights(model) (vf_shm backend), median of 5
@@ -119,18 +121,23 @@ def main() -> None:
         vllm_rows(args, path, vllm_args, row)
     model, tokenizer = get_model_and_tokenizer(path)
     engine = InProcessEngine(model, tokenizer, model_name="m")
-    engine_runs, generate_runs = [], []
-    for _ in range(args.rounds):  # interleaved: engine, generate, engine, generate, ...
+    plain = InProcessEngine(model, tokenizer, model_name="m", cpu_decode_linears=False)
+    engine_runs, plain_runs, generate_runs = [], [], []
+    for _ in range(args.rounds):  # interleaved: engine, plain, generate, engine, plain, ...
         engine_runs.append(tokens_per_s(engine, "m", args.tokens, args.concurrency))
+        plain_runs.append(tokens_per_s(plain, "m", args.tokens, args.concurrency))
         generate_runs.append(generate_tok_s(model, tokenizer, args.tokens, args.concurrency))
     row["engine_tok_s"] = statistics.median(engine_runs)
+    row["engine_plain_tok_s"] = statistics.median(plain_runs)
     row["generate_tok_s"] = statistics.median(generate_runs)
     row["engine_vs_generate"] = round(row["engine_tok_s"] / row["generate_tok_s"], 3)
+    row["engine_vs_plain"] = round(row["engine_tok_s"] / row["engine_plain_tok_s"], 3)
     if "vf_vllm_tok_s" in row:
         row["vf_vllm_overhead"] = round(row["vllm_tok_s"] / row["vf_vllm_tok_s"] - 1, 4)
         row["engine_vs_vf_vllm"] = round(row["engine_tok_s"] / row["vf_vllm_tok_s"], 3)
     row["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    for key in ("vllm_tok_s", "vf_vllm_tok_s", "engine_tok_s", "generate_tok_s", "update_s",
+    for key in ("vllm_tok_s", "vf_vllm_tok_s", "engine_tok_s", "engine_plain_tok_s",
+                "generate_tok_s", "update_s",
                 "params_m"):
         if key in row:
             row[key] = round(row[key], 3)

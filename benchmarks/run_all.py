@@ -79,6 +79,8 @@ def rows_for(row: dict) -> list[str]:
         out = [line("in-process engine", f"{row['engine_tok_s']:.0f} tok/s",
                     "model.generate, batched", row["engine_vs_generate"],
                     verdict(row["engine_vs_generate"], 1.0, at_most=False))]
+        if "engine_vs_plain" in row:
+            out.append(line("", "", "same engine, F.linear only", row["engine_vs_plain"]))
         if "engine_vs_vf_vllm" in row:
             out.append(line("", "", "vf-vllm", row["engine_vs_vf_vllm"]))
             out.append(line("vf-vllm", f"{row['vf_vllm_tok_s']:.0f} tok/s", "plain vLLM",

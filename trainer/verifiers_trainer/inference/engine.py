@@ -8,8 +8,10 @@ unprocessed logits at each sampled token, as vLLM returns by default).
 
 Requests that arrive together are batched: each goes into a per-event-loop queue; one
 worker task collects up to ``max_batch_size`` of them (waiting ``batch_wait_ms`` for
-stragglers) and runs them as one left-padded batch with a KV cache. Requests in a batch may
-use different sampling settings (they are applied per row). The event loop stays free while
+stragglers) and runs them as one left-padded batch with a KV cache. Identical prompts in a
+batch (a GRPO group) are computed once and their cache rows copied. Requests in a batch may
+use different sampling settings (they are applied per row). On CPU the fp32 linear layers of
+decoding steps run as blocked ``bmm`` products (``cpu_decode``), about twice as fast. The event loop stays free while
 a batch runs: on a GPU the batch runs in a worker thread (``asyncio.to_thread``); on CPU it
 runs in the loop's own thread one decoding step at a time, yielding to the loop after each,
 because torch on CPU slows down 4-7x once two threads use it (see ``generate_in_thread``).
@@ -35,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifiers_trainer.inference import openai_client
+from verifiers_trainer.inference.cpu_decode import fast_decode_linears
 from verifiers_trainer.inference.sampler import Sampler, SamplingParams, finished
 from verifiers_trainer.inference.tool_calls import parse_tool_calls
 
@@ -58,11 +61,13 @@ class Generation:
 @dataclass
 class EngineStats:
     """Counters since the engine was made: ``batches`` is the number of batched generate
-    calls, so ``requests / batches`` is the mean batch size."""
+    calls, so ``requests / batches`` is the mean batch size; ``prefill_tokens`` is below
+    ``prompt_tokens`` when a batch held identical prompts (each is computed once)."""
 
     requests: int = 0
     batches: int = 0
     prompt_tokens: int = 0
+    prefill_tokens: int = 0  # prompt tokens actually computed (identical prompts count once)
     completion_tokens: int = 0
     largest_batch: int = 0
     generate_seconds: float = 0.0
@@ -110,6 +115,9 @@ class InProcessEngine:
             used from two threads runs 4-7x slower (each thread gets its own OpenMP pool and
             the idle pool's spinning workers take the cores), and a trainer computes in the
             loop's thread; on a GPU the thread keeps kernel waits off the loop.
+        cpu_decode_linears: on CPU, compute the fp32 linear layers of decoding steps as a
+            blocked ``bmm`` (:mod:`~verifiers_trainer.inference.cpu_decode`), about 2x faster
+            than ``F.linear`` for a few rows; ``False`` keeps ``F.linear`` everywhere.
     """
 
     def __init__(
@@ -121,6 +129,7 @@ class InProcessEngine:
         model_name: str = "local",
         max_model_len: int | None = None,
         generate_in_thread: bool | None = None,
+        cpu_decode_linears: bool = True,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}.")
@@ -132,6 +141,7 @@ class InProcessEngine:
         self.batch_wait_s = batch_wait_ms / 1000.0
         self.model_name = model_name
         self.generate_in_thread = generate_in_thread
+        self.cpu_decode_linears = cpu_decode_linears
         config = getattr(model, "config", None)
         self.max_model_len = max_model_len or getattr(config, "max_position_embeddings", None)
         self.lock = threading.RLock()
@@ -276,8 +286,11 @@ class InProcessEngine:
         was_training = self.model.training
         self.model.eval()
         results: list[Generation] = []
+        linears = (fast_decode_linears(self.model) if self.cpu_decode_linears
+                   else contextlib.nullcontext())
         try:
-            yield results
+            with linears:
+                yield results
         finally:
             if was_training:
                 self.model.train()
@@ -299,10 +312,13 @@ class InProcessEngine:
 
         device = self.model.get_input_embeddings().weight.device
         batch = len(prompts)
+        # identical prompts (a GRPO group) are read once and their cache rows copied
+        distinct: dict[tuple[int, ...], int] = {}
+        source = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
         width = max(len(p) for p in prompts)
-        input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((batch, width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
+        input_ids = torch.full((len(distinct), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(distinct), width), dtype=torch.long)
+        for row, prompt in enumerate(distinct):
             if prompt:
                 input_ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
                 mask[row, width - len(prompt):] = 1
@@ -315,7 +331,12 @@ class InProcessEngine:
             out = self._forward(input_ids, mask, positions, None)
             cache = out.past_key_values
             logits = out.logits[:, -1, :].float()
+            if len(distinct) < batch:
+                index = torch.tensor(source, device=device)
+                cache.reorder_cache(index)
+                logits, mask, positions = logits[index], mask[index], positions[index]
             next_positions = positions[:, -1] + 1
+        self.stats.prefill_tokens += sum(len(p) for p in distinct)
         active = list(range(batch))  # original row of each current batch row
         outputs: list[list[int]] = [[] for _ in prompts]
         logprobs: list[list[float]] = [[] for _ in prompts]
