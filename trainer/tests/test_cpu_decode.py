@@ -41,10 +41,10 @@ def test_switch_applies_only_inside_and_only_without_gradients():
     x = torch.randn(3, 64)
     with torch.no_grad():
         plain = model(x)
-    with fast_decode_linears(model) as switched:
+    with fast_decode_linears(model, min_model_bytes=0) as switched:
         assert switched == 1  # the 256-row layer; the 8-row one is not worth splitting
         assert "forward" in vars(model[0])
-        with fast_decode_linears(model) as inner:  # reentrant: nothing switched twice
+        with fast_decode_linears(model, min_model_bytes=0) as inner:  # reentrant
             assert inner == 0
         assert "forward" in vars(model[0])
         with torch.no_grad():
@@ -62,19 +62,22 @@ def test_switch_skips_other_dtypes_and_subclasses():
         pass
 
     model = torch.nn.Sequential(torch.nn.Linear(64, 256).to(torch.bfloat16), Custom(64, 256))
-    with fast_decode_linears(model) as switched:
+    with fast_decode_linears(model, min_model_bytes=0) as switched:
         assert switched == 0
 
 
 def test_engine_results_match_with_and_without_blocked_linears(tiny):
     model, tokenizer = tiny
-    with fast_decode_linears(model) as switched:
-        assert switched > 0  # the output layer (1000 rows) at least
     fast = InProcessEngine(model, tokenizer)
     plain = InProcessEngine(model, tokenizer, cpu_decode_linears=False)
     prompts = [tokenizer.encode("The sea is"), tokenizer.encode("def f(x):"), [5, 6, 7]]
     params = [SamplingParams(max_tokens=24, temperature=0) for _ in prompts]
-    a, b = fast.generate_batch(prompts, params), plain.generate_batch(prompts, params)
+    with fast_decode_linears(model) as switched:  # the tiny model fits in any cache
+        assert switched == 0
+    with fast_decode_linears(model, min_model_bytes=0) as switched:  # as if it did not
+        assert switched > 0  # the output layer (1000 rows) at least
+        a = fast.generate_batch(prompts, params)
+    b = plain.generate_batch(prompts, params)
     assert [g.token_ids for g in a] == [g.token_ids for g in b]
     for x, y in zip(a, b, strict=True):
         assert x.logprobs == pytest.approx(y.logprobs, abs=1e-4)
@@ -162,7 +165,7 @@ def test_lora_layers_compute_what_peft_computes():
         with model.disable_adapter():
             base = model(x)
     assert not torch.allclose(plain, base, atol=1e-3)  # the adapter matters here
-    with fast_decode_linears(model) as switched, torch.no_grad():
+    with fast_decode_linears(model, min_model_bytes=0) as switched, torch.no_grad():
         assert switched >= 2  # both LoRA layers (their base layers too)
         torch.testing.assert_close(model(x), plain, rtol=1e-5, atol=1e-5)
         with model.disable_adapter():  # PEFT's switch is read at call time
@@ -177,7 +180,7 @@ def test_lora_layers_compute_what_peft_computes():
 def test_lora_layers_in_train_mode_keep_peft_forward_and_its_dropout():
     model = _lora_block().train()
     x = torch.randn(4, 64)
-    with fast_decode_linears(model), torch.no_grad():
+    with fast_decode_linears(model, min_model_bytes=0), torch.no_grad():
         torch.manual_seed(1)
         ours = model(x)
     with torch.no_grad():
@@ -186,3 +189,11 @@ def test_lora_layers_in_train_mode_keep_peft_forward_and_its_dropout():
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)  # same dropout draws
     with torch.no_grad():
         assert not torch.allclose(model.eval()(x), theirs, atol=1e-3)  # dropout did act
+
+
+def test_a_model_that_fits_in_cache_switches_only_its_large_weights():
+    model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Linear(256, 8192))
+    with fast_decode_linears(model) as switched:  # 0.25 MiB + 8 MiB: under 64 MiB in all
+        assert switched == 1 and "forward" in vars(model[1]) and "forward" not in vars(model[0])
+    with fast_decode_linears(model, min_model_bytes=8 * 2**20) as switched:
+        assert switched == 2

@@ -28,6 +28,8 @@ from typing import Any
 
 MAX_ROWS = 64  # rows (tokens) up to which the blocked product wins on CPU, measured at 1-128
 _MIN_BLOCK_ROWS = 64  # smallest row block worth a bmm batch entry
+CACHED_MODEL_BYTES = 64 * 2**20  # linear weights below this total mostly stay in cache
+LARGE_WEIGHT_BYTES = 4 * 2**20  # a weight this large streams from memory in any model
 
 
 def chunks_for(out_features: int, threads: int) -> int:
@@ -117,13 +119,19 @@ def _lora_linear_type() -> Any:
 
 
 @contextlib.contextmanager
-def fast_decode_linears(model: Any, max_rows: int = MAX_ROWS) -> Iterator[int]:
+def fast_decode_linears(model: Any, max_rows: int = MAX_ROWS,
+                        min_model_bytes: int = CACHED_MODEL_BYTES) -> Iterator[int]:
     """Route the plain ``nn.Linear`` layers of ``model`` (on CPU, fp32) through
     :func:`blocked_linear` for small gradient-free inputs while inside; yields how many
-    layers were switched (0 when none applies). Reentrant: an inner use changes nothing."""
+    layers were switched (0 when none applies). Reentrant: an inner use changes nothing.
+
+    The blocked product wins when weights come from memory; when they sit in cache one GEMM
+    call is faster (a 256 x 256 weight: 38 us against 71 us). So a model whose linear
+    weights total under ``min_model_bytes`` (default 64 MiB) has only its weights of at
+    least 4 MiB (an output layer) switched."""
     import torch
 
-    switched = []
+    candidates = []
     threads = torch.get_num_threads()
     lora_linear = _lora_linear_type()
     for module in model.modules():
@@ -142,6 +150,12 @@ def fast_decode_linears(model: Any, max_rows: int = MAX_ROWS) -> Iterator[int]:
         chunks = chunks_for(weight.shape[0], threads)
         plan = chunks if forward is _forward else _lora_plan(module, chunks) if chunks else None
         if plan:
+            candidates.append((module, forward, plan, weight))
+    sizes = {w.data_ptr(): w.numel() * w.element_size() for *_, w in candidates}
+    in_memory = sum(sizes.values()) >= min_model_bytes
+    switched = []
+    for module, forward, plan, weight in candidates:
+        if in_memory or weight.numel() * weight.element_size() >= LARGE_WEIGHT_BYTES:
             module.forward = functools.partial(forward, module, plan, max_rows)
             switched.append(module)
     try:
@@ -151,4 +165,5 @@ def fast_decode_linears(model: Any, max_rows: int = MAX_ROWS) -> Iterator[int]:
             vars(module).pop("forward", None)
 
 
-__all__ = ["MAX_ROWS", "blocked_linear", "chunks_for", "fast_decode_linears"]
+__all__ = ["CACHED_MODEL_BYTES", "LARGE_WEIGHT_BYTES", "MAX_ROWS", "blocked_linear", "chunks_for",
+           "fast_decode_linears"]
