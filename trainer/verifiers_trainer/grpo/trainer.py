@@ -65,6 +65,7 @@ from verifiers_trainer.grpo.math import (
 )
 from verifiers_trainer.grpo.pregenerated import GivenRollouts, from_triple
 from verifiers_trainer.grpo.schedules import set_reward_weights, value_at
+from verifiers_trainer.grpo.shared_prompts import prompt_groups, shared_prompt_logps
 from verifiers_trainer.grpo.sharding import (
     check_launch,
     full_weights,
@@ -616,6 +617,10 @@ class GRPOTrainer(DocumentedAPI, Trainer):
 
     def _policy_logps(self, model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Log-probs of the completion tokens (temperature-scaled, like the sampler's)."""
+        groups = prompt_groups(batch["prompt_ids"]) if self._can_share_prompts(model) else None
+        if groups is not None:  # each distinct prompt once (see grpo/shared_prompts.py)
+            return shared_prompt_logps(model, batch, groups, max(self.args.temperature, 1e-5),
+                                       self.accelerator.device)
         completion_len = batch["completion_ids"].shape[1]
         input_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
         attention = torch.cat([batch["prompt_mask"], batch["completion_attention"]], dim=1)
@@ -629,6 +634,15 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         # scaled by the temperature and upcast inside, a row at a time: no full-size copies
         return selective_log_softmax(logits[:, :-1, :], batch["completion_ids"].to(device),
                                      max(self.args.temperature, 1e-5))
+
+    def _can_share_prompts(self, model: Any) -> bool:
+        """One process, no gradient checkpointing (it turns the KV cache off), no DeepSpeed
+        or FSDP (their sharded forwards must run alike on every process)."""
+        if (self.accelerator.num_processes > 1 or getattr(self, "is_deepspeed_enabled", False)
+                or getattr(self, "is_fsdp_enabled", False)):
+            return False
+        unwrapped = self.accelerator.unwrap_model(model)
+        return not getattr(unwrapped, "is_gradient_checkpointing", False)
 
     def _fill_buffer(self) -> None:
         args = self.args
