@@ -65,7 +65,6 @@ from verifiers_trainer.grpo.math import (
 )
 from verifiers_trainer.grpo.pregenerated import GivenRollouts, from_triple
 from verifiers_trainer.grpo.schedules import set_reward_weights, value_at
-from verifiers_trainer.grpo.shared_prompts import prompt_groups, shared_prompt_logps
 from verifiers_trainer.grpo.sharding import (
     check_launch,
     full_weights,
@@ -73,6 +72,7 @@ from verifiers_trainer.grpo.sharding import (
     reference_copy,
     writable_weights,
 )
+from verifiers_trainer.grpo.shared_prompts import prompt_groups, shared_prompt_logps
 
 logger = logging.getLogger(__name__)
 
