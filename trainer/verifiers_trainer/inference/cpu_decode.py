@@ -59,7 +59,7 @@ def blocked_linear(x: Any, weight: Any, bias: Any, chunks: int) -> Any:
 def _blockable(x: Any, weight: Any, chunks: int, max_rows: int) -> bool:
     import torch
 
-    return (chunks > 0 and x.numel() <= max_rows * x.shape[-1]
+    return (x.numel() <= max_rows * x.shape[-1]
             and x.dtype == weight.dtype == torch.float32 and x.device.type == "cpu"
             and not torch.is_grad_enabled() and type(weight) in (torch.Tensor, torch.nn.Parameter)
             and weight.is_contiguous() and weight.shape[0] % chunks == 0)
@@ -148,8 +148,10 @@ def fast_decode_linears(model: Any, max_rows: int = MAX_ROWS,
                 or weight.dim() != 2):
             continue
         chunks = chunks_for(weight.shape[0], threads)
-        plan = chunks if forward is _forward else _lora_plan(module, chunks) if chunks else None
-        if plan:
+        if not chunks:
+            continue
+        plan = chunks if forward is _forward else _lora_plan(module, chunks)
+        if plan is not None:
             candidates.append((module, forward, plan, weight))
     sizes = {w.data_ptr(): w.numel() * w.element_size() for *_, w in candidates}
     in_memory = sum(sizes.values()) >= min_model_bytes

@@ -11,10 +11,11 @@ worker task collects up to ``max_batch_size`` of them (waiting ``batch_wait_ms``
 stragglers) and runs them as one left-padded batch with a KV cache. Identical prompts in a
 batch (a GRPO group) are computed once and their cache rows copied. Requests in a batch may
 use different sampling settings (they are applied per row). On CPU the fp32 linear layers of
-decoding steps run as blocked ``bmm`` products (``cpu_decode``), about twice as fast. The event loop stays free while
-a batch runs: on a GPU the batch runs in a worker thread (``asyncio.to_thread``); on CPU it
-runs in the loop's own thread one decoding step at a time, yielding to the loop after each,
-because torch on CPU slows down 4-7x once two threads use it (see ``generate_in_thread``).
+decoding steps run as blocked ``bmm`` products (``cpu_decode``), about twice as fast. The
+event loop stays free while a batch runs: on a GPU the batch runs in a worker thread
+(``asyncio.to_thread``); on CPU it runs in the loop's own thread one decoding step at a time,
+yielding to the loop after each, because torch on CPU slows down 4-7x once two threads use
+it (see ``generate_in_thread``).
 
 Generation always uses the model's current weights: the engine holds the trainer's model
 itself (no copy), takes ``engine.lock`` for each batch (a trainer can take it too), switches
