@@ -6,6 +6,8 @@ weighs on all of them alike; each is reported as the median of its rounds:
   ideal           N / C x latency: the server's latency is the only cost
   floor           raw aiohttp posting the same JSON and decoding the answer: what Python
                   can do here, with no client library
+  ours_transport  the same with verifiers.http1 (the small HTTP/1.1 client the lean path
+                  uses for http:// endpoints) in place of aiohttp
   openai          the openai AsyncOpenAI client on its default transport
   openai_aiohttp  the same client on its aiohttp transport
   ours_built      env.a_generate (rows -> rollouts -> scoring -> results) with the client
@@ -54,6 +56,27 @@ async def floor(base_url: str, n: int, concurrency: int) -> int:
                 failed += response.status != 200 or not answer.get("choices")
 
         await asyncio.gather(*(one(i) for i in range(n)))
+    return failed
+
+
+async def ours_transport(base_url: str, n: int, concurrency: int) -> int:
+    """The project's HTTP/1.1 client alone (what the lean path sends over), same JSON."""
+    from verifiers import http1
+
+    gate = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": "Bearer x"}
+    failed = 0
+
+    async def one(i: int) -> None:
+        nonlocal failed
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": f"{i}+{i}"}]})
+        async with gate:
+            status, _, raw = await http1.post(f"{base_url}/chat/completions", headers,
+                                              body.encode())
+            answer = json.loads(raw)
+            failed += status != 200 or not answer.get("choices")
+
+    await asyncio.gather(*(one(i) for i in range(n)))
     return failed
 
 
@@ -109,6 +132,7 @@ def _ours(build: Callable[[str], openai.AsyncOpenAI]) -> Contestant:
 
 CONTESTANTS: dict[str, Contestant] = {
     "floor": floor,
+    "ours_transport": ours_transport,
     "openai": _openai(fast=False),
     "openai_aiohttp": _openai(fast=True),
     "ours_built": _ours(lambda url: make_async_client(url, "x")),
@@ -142,8 +166,9 @@ def main() -> None:
                                   record_requests=False)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     try:
-        for name in names:  # warm up every path once (imports, first connections)
-            measure(CONTESTANTS[name], server.base_url, 200, args.concurrency)
+        for name in names:  # warm up every path once at full size (imports, connections,
+            # the environment's dataset), so that no round pays for set-up
+            measure(CONTESTANTS[name], server.base_url, args.rollouts, args.concurrency)
         for _ in range(args.rounds):
             for name in names:
                 runs[name].append(measure(CONTESTANTS[name], server.base_url, args.rollouts,
@@ -163,7 +188,7 @@ def main() -> None:
         row[f"{name}_cpu_s"] = round(statistics.median(v["cpu"] for v in values), 3)
         row[f"{name}_all_s"] = [round(v["wall"], 3) for v in values]
         row[f"{name}_failed"] = int(sum(v["failed"] for v in values))
-    for name in ("ours_built", "ours_user", "openai", "openai_aiohttp"):
+    for name in ("ours_transport", "ours_built", "ours_user", "openai", "openai_aiohttp"):
         if name in runs:
             row[f"{name}_vs_ideal"] = round(row[f"{name}_s"] / ideal, 2)  # type: ignore[operator]
             if "floor" in runs:

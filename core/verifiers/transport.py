@@ -1,9 +1,12 @@
-"""The lean HTTP path for OpenAI-compatible endpoints: aiohttp and fast JSON.
+"""The lean HTTP path for OpenAI-compatible endpoints: a small HTTP/1.1 client (aiohttp
+for TLS and proxies) and fast JSON.
 
 A request an ``openai.AsyncOpenAI`` / ``openai.OpenAI`` client would send for
 ``chat.completions.create`` or ``completions.create`` is sent here instead when the client
-is a plain one (its endpoint, key, headers, query and timeout are taken from it): one
-aiohttp session per event loop, the body encoded with orjson when installed, and the
+is a plain one (its endpoint, key, headers, query and timeout are taken from it): plain
+``http://`` endpoints over :mod:`verifiers.http1` (keep-alive connections pooled per event
+loop), ``https://`` and proxied ones over one aiohttp session per event loop; the body
+encoded with orjson when installed, and the
 response validated in one step from its bytes into the same ``ChatCompletion`` /
 ``Completion`` objects the openai client returns (server extras such as vLLM's
 ``prompt_token_ids`` stay in ``model_extra``). Clients this path does not cover (custom
@@ -19,6 +22,8 @@ import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from verifiers import http1
 
 try:  # orjson: about 3x faster than the standard library on these bodies
     import orjson
@@ -117,6 +122,10 @@ class LeanEndpoint:
             payload = _dumps({k: v for k, v in body.items() if type(v).__name__ not in _SENTINELS})
         except TypeError as exc:
             raise NotCoveredError(str(exc)) from exc
+        url = self.base_url + path
+        if self.proxy is None and http1.covers(url):
+            return await self._create_http1(url, headers, query, timeout, payload,
+                                            response_type)
         session = await _session()
         try:
             async with session.post(
@@ -131,6 +140,35 @@ class LeanEndpoint:
                                       ) from exc
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise ConnectionFailedError(f"{type(exc).__name__}: {exc}") from exc
+        if status >= 300:
+            raise HttpStatusError(status, _error_message(raw), response_headers)
+        return _parse(raw, response_type)
+
+
+    async def _create_http1(self, url: str, headers: dict[str, str], query: Mapping[str, Any],
+                            timeout: Any, payload: bytes, response_type: Any) -> Any:
+        """The same request over :mod:`verifiers.http1` (plain ``http://``, no proxy)."""
+        if query:
+            import urllib.parse
+
+            url += ("&" if "?" in url else "?") + urllib.parse.urlencode(query)
+        if timeout is None or isinstance(timeout, int | float):
+            limits = {"total": None if timeout is None else float(timeout)}
+        else:  # an httpx-style Timeout
+            limits = {"connect": getattr(timeout, "connect", None),
+                      "read": getattr(timeout, "read", None)}
+        try:
+            status, response_headers, raw = await http1.post(url, headers, payload, **limits)
+        except ValueError as exc:  # a header only the client itself can send (or refuse)
+            raise NotCoveredError(str(exc)) from exc
+        except http1.Http1Error as exc:
+            if exc.kind == "timeout":
+                raise RequestTimeoutError(f"Request timed out ({exc}; limit "
+                                          f"{_describe(timeout)})") from exc
+            if exc.kind == "protocol":
+                raise MalformedResponseError(f"the server's response is not valid HTTP: {exc}"
+                                             ) from exc
+            raise ConnectionFailedError(str(exc)) from exc
         if status >= 300:
             raise HttpStatusError(status, _error_message(raw), response_headers)
         return _parse(raw, response_type)

@@ -10,7 +10,6 @@ implementing :meth:`rollout` (``MultiTurnEnv`` does, with ``env_response`` and
 from __future__ import annotations
 
 import asyncio
-import copy
 import difflib
 import logging
 import math
@@ -50,6 +49,8 @@ from verifiers.types import (
     State,
 )
 from verifiers.utils import data_utils
+from verifiers.utils.gc_tuning import fewer_collections
+from verifiers.utils.copying import json_copy
 
 logger = logging.getLogger(__name__)
 
@@ -395,7 +396,7 @@ class Environment(ABC):
         """Generate and score one rollout, filling its :class:`~verifiers.rollout.Rollout`.
         Never raises for a model, tool or reward failure: the failure is recorded in the
         record (``error``) and in its state."""
-        prompt = copy.deepcopy(row["prompt"])
+        prompt = json_copy(row["prompt"])
         answer = row.get("answer", "")
         task = row.get("task") or "default"
         info = row.get("info") or {}
@@ -537,9 +538,10 @@ class Environment(ABC):
         size = batch_size or max(len(todo), 1)
         records: list[Rollout] = []
         try:
-            for begin in range(0, len(todo), size):
-                batch = [one(r) for r in todo[begin:begin + size]]
-                records += await gather_until_unreachable(batch, self.retry_policy)
+            with fewer_collections():  # rollouts allocate fast: see verifiers.utils.gc_tuning
+                for begin in range(0, len(todo), size):
+                    batch = [one(r) for r in todo[begin:begin + size]]
+                    records += await gather_until_unreachable(batch, self.retry_policy)
         except ServerUnreachableError as exc:  # a dead server: keep what finished
             exc.records = records + list(exc.records)  # earlier batches too
             exc.results = GenerateOutputs(exc.records)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from abc import abstractmethod
 from typing import Any
 
@@ -10,6 +9,7 @@ from verifiers.clients import ContextLengthError, client_for_loop
 from verifiers.envs.environment import Environment, pop_sampling_kwargs, resolve_model_client
 from verifiers.types import ChatMessage, Info, Messages, SamplingArgs, State
 from verifiers.utils.async_utils import maybe_await, sync_or_async
+from verifiers.utils.copying import json_copy
 
 
 class MultiTurnEnv(Environment):
@@ -87,7 +87,7 @@ class MultiTurnEnv(Environment):
         client = await client_for_loop(self.resolve_client(client))
         info = info or {}
         tools = info.get("oai_tools") or self.oai_tools
-        messages: Messages = copy.deepcopy(prompt)
+        messages: Messages = json_copy(prompt)
         state = self.init_state(prompt, answer, task, info, **kwargs)
         try:
             state = await maybe_await(self.setup_state(state, **kwargs)) or state
@@ -124,7 +124,7 @@ class MultiTurnEnv(Environment):
             state["completion"] += reply
             return messages + reply
         messages.append(reply)  # type: ignore[arg-type]
-        state["completion"].append(copy.deepcopy(reply))
+        state["completion"].append(json_copy(reply))
         return messages
 
     def _extend(self, messages: Messages, state: State, new: Messages) -> Messages:
@@ -141,5 +141,5 @@ class MultiTurnEnv(Environment):
             )
         for message in new:
             messages.append(message)
-            state["completion"].append(copy.deepcopy(message))
+            state["completion"].append(json_copy(message))
         return messages

@@ -15,7 +15,6 @@ must be stopped for sure (e.g. symbolic math) belongs in a subprocess with a har
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import queue
 import threading
 from collections.abc import Callable
@@ -29,7 +28,8 @@ class RewardTimeout(TimeoutError):
 
 
 class _DaemonPool:
-    """Daemon worker threads; a new one starts whenever no worker is idle."""
+    """Daemon worker threads; a new one starts whenever no worker is idle. Each task hands
+    its outcome to an asyncio future on the loop that submitted it."""
 
     def __init__(self) -> None:
         self._tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -37,8 +37,8 @@ class _DaemonPool:
         self._idle = 0
         self._count = 0
 
-    def submit(self, func: Callable[..., Any], kwargs: dict[str, Any]) -> concurrent.futures.Future:
-        future: concurrent.futures.Future = concurrent.futures.Future()
+    def submit(self, func: Callable[..., Any], kwargs: dict[str, Any],
+               loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> None:
         with self._lock:
             if self._idle == 0:
                 self._count += 1
@@ -47,27 +47,46 @@ class _DaemonPool:
                 ).start()
             else:
                 self._idle -= 1  # that idle worker will take this task
-            self._tasks.put((future, func, kwargs))
-        return future
+            self._tasks.put((func, kwargs, loop, future))
 
     def _work(self) -> None:
         while True:
             try:
-                future, func, kwargs = self._tasks.get(timeout=_IDLE_EXIT_S)
+                func, kwargs, loop, future = self._tasks.get(timeout=_IDLE_EXIT_S)
             except queue.Empty:
                 with self._lock:
                     if self._idle > 0 and self._tasks.empty():
                         self._idle -= 1
                         return
                 continue
-            if future.set_running_or_notify_cancel():
+            if not future.cancelled():  # read across threads: at worst the call is wasted
                 try:
-                    future.set_result(func(**kwargs))
+                    outcome = (True, func(**kwargs))
                 except BaseException as exc:  # delivered to the awaiting coroutine
-                    future.set_exception(exc)
-            del future, func, kwargs
+                    outcome = (False, exc)
+                try:
+                    loop.call_soon_threadsafe(_deliver, future, outcome)
+                except RuntimeError:  # the loop has closed: nobody waits for this any more
+                    pass
+                del outcome
+            del func, kwargs, loop, future
             with self._lock:
                 self._idle += 1
+
+
+def _deliver(future: asyncio.Future, outcome: tuple[bool, Any]) -> None:
+    if future.done():  # timed out or cancelled meanwhile
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _expire(future: asyncio.Future, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(RewardTimeout(f"did not return within {timeout:g} s"))
 
 
 _POOL = _DaemonPool()
@@ -76,10 +95,13 @@ _POOL = _DaemonPool()
 async def call_in_thread(func: Callable[..., Any], kwargs: dict[str, Any], timeout: float | None) -> Any:
     """``func(**kwargs)`` in a worker thread; raises :class:`RewardTimeout` after ``timeout``
     seconds (``None``: no limit). The thread is left to finish on its own."""
-    future = asyncio.wrap_future(_POOL.submit(func, kwargs))
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    _POOL.submit(func, kwargs, loop, future)
     if timeout is None:
         return await future
+    timer = loop.call_later(timeout, _expire, future, timeout)
     try:
-        return await asyncio.wait_for(asyncio.shield(future), timeout)
-    except TimeoutError:
-        raise RewardTimeout(f"did not return within {timeout:g} s") from None
+        return await future
+    finally:
+        timer.cancel()
