@@ -368,7 +368,10 @@ class Rubric:
                 )
                 return RolloutScore.from_mapping(await maybe_await(score))
 
-        results = await asyncio.gather(*(one(i) for i in range(n)))
+        if n == 1:  # a group of one (single rollouts): no tasks to spawn
+            results = [await one(0)]
+        else:
+            results = await asyncio.gather(*(one(i) for i in range(n)))
         return RolloutScores.from_rollouts(list(results), self.get_reward_func_names())
 
 
