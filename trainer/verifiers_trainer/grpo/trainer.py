@@ -57,6 +57,7 @@ from verifiers_trainer.grpo.completions_log import log_completions
 from verifiers_trainer.grpo.config import GRPOConfig
 from verifiers_trainer.grpo.constructor import resolve
 from verifiers_trainer.grpo.documented_api import DocumentedAPI
+from verifiers_trainer.grpo.host_memory import return_freed_memory
 from verifiers_trainer.grpo.math import (
     dapo_step_tokens,
     grpo_loss,
@@ -188,6 +189,8 @@ class GRPOTrainer(DocumentedAPI, Trainer):
         )
         self.model_accepts_loss_kwargs = False  # the Trainer divides by the accumulation steps
         launch.check_processes(self.accelerator)
+        if self.accelerator.device.type == "cpu":  # host memory is the training memory
+            return_freed_memory()
         per_step = args.per_device_train_batch_size * self.accelerator.num_processes
         #: micro-batches one generation round fills (gradient_accumulation_steps unless
         #: generation_batch_size asks for rounds spanning several optimizer steps)
