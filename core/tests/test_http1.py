@@ -198,9 +198,8 @@ def test_a_body_cut_short_is_a_connection_error_not_retried():
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"partial\"")
         await writer.drain()
 
-    with RawServer(short) as server:
-        with pytest.raises(Http1Error) as info:
-            run(post(server.url, {}, b"{}"))
+    with RawServer(short) as server, pytest.raises(Http1Error) as info:
+        run(post(server.url, {}, b"{}"))
     assert info.value.kind == "connection" and "10 of 100 body bytes" in str(info.value)
     assert server.connections == 1
 
@@ -238,9 +237,8 @@ def test_malformed_answers_are_protocol_errors():
 
     for handler, words in ((garbage, "not an HTTP/1.x status line"),
                            (bad_length, "bad Content-Length")):
-        with RawServer(handler) as server:
-            with pytest.raises(Http1Error) as info:
-                run(post(server.url, {}, b"{}"))
+        with RawServer(handler) as server, pytest.raises(Http1Error) as info:
+            run(post(server.url, {}, b"{}"))
         assert info.value.kind == "protocol" and words in str(info.value)
 
 

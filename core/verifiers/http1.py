@@ -410,7 +410,7 @@ async def post(url: str, headers: Mapping[str, str], body: bytes, *,
             connect_limit = left if connect_limit is None else min(connect_limit, left)
         try:
             connection = await pool.take(host, port, connect_limit)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise Http1Error("timeout", f"no connection to {host}:{port} within "
                              f"{connect_limit:g} s") from None
         except OSError as exc:

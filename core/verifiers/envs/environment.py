@@ -49,8 +49,8 @@ from verifiers.types import (
     State,
 )
 from verifiers.utils import data_utils
-from verifiers.utils.gc_tuning import fewer_collections
 from verifiers.utils.copying import json_copy
+from verifiers.utils.gc_tuning import fewer_collections
 
 logger = logging.getLogger(__name__)
 
