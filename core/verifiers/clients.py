@@ -22,7 +22,7 @@ import json
 import random
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from verifiers.transport import (
     NotCoveredError,
     lean_endpoint,
 )
+from verifiers.utils.async_utils import at_loop_end
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -176,14 +177,6 @@ _LOOP_CLIENTS: weakref.WeakKeyDictionary[Any, dict[int, tuple[Any, Any, Any]]] =
 )
 
 
-async def _close_with_loop(client: Any) -> AsyncIterator[None]:
-    """An async generator whose ``finally`` closes ``client``: started on a loop, it is
-    closed by ``loop.shutdown_asyncgens()`` when ``asyncio.run`` ends that loop."""
-    try:
-        yield
-    finally:
-        await client.close()
-
 
 async def client_for_loop(client: Any) -> Any:
     """An async client that is safe to use on the running event loop.
@@ -219,8 +212,7 @@ async def client_for_loop(client: Any) -> Any:
     else:
         fresh = client.copy(http_client=fast_http_client() or openai.DefaultAsyncHttpxClient())
     fresh._vf_loop = weakref.ref(loop)
-    closer = _close_with_loop(fresh)
-    await closer.__anext__()  # registers it with the loop's async-generator hooks
+    closer = await at_loop_end(fresh.close)
     per_loop[id(client)] = (client, fresh, closer)
     return fresh
 

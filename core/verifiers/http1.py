@@ -24,9 +24,11 @@ import functools
 import time
 import weakref
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from verifiers.utils.async_utils import at_loop_end
 
 __all__ = ["Http1Error", "covers", "post"]
 
@@ -48,13 +50,9 @@ class Http1Error(Exception):
         self.fresh = fresh  # nothing of an answer arrived on a reused connection: retry
 
 
+@functools.lru_cache(maxsize=256)
 def covers(url: str) -> bool:
     """Whether :func:`post` can send to ``url``: ``http://``, no user info in it."""
-    return _covers(url)
-
-
-@functools.lru_cache(maxsize=256)
-def _covers(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme == "http" and bool(parts.hostname) and "@" not in parts.netloc
 
@@ -70,7 +68,6 @@ class _Connection(asyncio.Protocol):
         self.answer: asyncio.Future[tuple[int, dict[str, str], bytes, bool]] | None = None
         self._buffer = bytearray()
         self._head: tuple[int, dict[str, str], bool] | None = None
-        self._body_start = 0
         self._length: int | None = None  # None: chunked or until the connection closes
         self._chunked = False
         self.last_activity = 0.0
@@ -257,15 +254,23 @@ class _Pool:
         self.idle: dict[tuple[str, int], list[_Connection]] = collections.defaultdict(list)
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.closed = False
+        self.closer: Any = None  # the handle that closes the pool with its loop
 
-    async def take(self, host: str, port: int, connect_timeout: float | None) -> _Connection:
-        idle = self.idle.get((host, port))
+    def _reuse(self, key: tuple[str, int]) -> _Connection | None:
+        """An open idle connection to ``key``; closed ones met on the way are dropped."""
+        idle = self.idle.get(key)
         while idle:
             connection = idle.pop()
             if not connection.closed:
                 connection.reused = True
                 return connection
             self.open -= 1
+        return None
+
+    async def take(self, host: str, port: int, connect_timeout: float | None) -> _Connection:
+        reused = self._reuse((host, port))
+        if reused is not None:
+            return reused
         while self.open >= self.limit:
             waiter = asyncio.get_running_loop().create_future()
             self.waiters.append(waiter)
@@ -275,13 +280,9 @@ class _Pool:
                 if waiter.done() and not waiter.cancelled():
                     self._wake()  # woken, then cancelled: the turn goes to the next waiter
                 raise
-            idle = self.idle.get((host, port))
-            while idle:
-                connection = idle.pop()
-                if not connection.closed:
-                    connection.reused = True
-                    return connection
-                self.open -= 1
+            reused = self._reuse((host, port))
+            if reused is not None:
+                return reused
         self.open += 1
         loop = asyncio.get_running_loop()
         try:
@@ -325,25 +326,18 @@ class _Pool:
 _POOLS: weakref.WeakKeyDictionary[Any, _Pool] = weakref.WeakKeyDictionary()
 
 
-async def _close_with_loop(pool: _Pool) -> AsyncIterator[None]:
-    """Started on a loop, its ``finally`` runs when ``asyncio.run`` shuts the loop's async
-    generators down: the pool's connections close with the loop that opened them."""
-    try:
-        yield
-    finally:
-        pool.close()
-        _POOLS.pop(asyncio.get_running_loop(), None)
-
-
 async def _pool() -> _Pool:
     loop = asyncio.get_running_loop()
     pool = _POOLS.get(loop)
     if pool is None or pool.closed:
         pool = _Pool(_CONNECTION_LIMIT)
-        closer = _close_with_loop(pool)
-        await closer.__anext__()
+
+        def close() -> None:  # the pool's connections close with their loop
+            pool.close()
+            _POOLS.pop(loop, None)
+
+        pool.closer = await at_loop_end(close)
         _POOLS[loop] = pool
-        pool._closer = closer  # type: ignore[attr-defined]  # kept alive with the pool
     return pool
 
 

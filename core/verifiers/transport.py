@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from verifiers import http1
+from verifiers.utils.async_utils import at_loop_end
 
 try:  # orjson: about 3x faster than the standard library on these bodies
     import orjson
@@ -236,16 +237,6 @@ def _client_timeout(seconds: Any) -> Any:
 _SESSIONS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-async def _close_with_loop(session: Any) -> AsyncIterator[None]:
-    """Started on a loop, its ``finally`` runs when ``asyncio.run`` shuts the loop's async
-    generators down: the session's connections close with the loop that opened them."""
-    try:
-        yield
-    finally:
-        await session.close()
-        _SESSIONS.pop(asyncio.get_running_loop(), None)
-
-
 async def _session() -> Any:
     loop = asyncio.get_running_loop()
     entry = _SESSIONS.get(loop)
@@ -259,9 +250,11 @@ async def _session() -> Any:
         # aiohttp's trust_env looks them up in a worker thread on every request
         skip_auto_headers=("User-Agent",),
     )
-    closer = _close_with_loop(session)
-    await closer.__anext__()
-    _SESSIONS[loop] = (session, closer)
+    async def close() -> None:  # the session's connections close with their loop
+        await session.close()
+        _SESSIONS.pop(loop, None)
+
+    _SESSIONS[loop] = (session, await at_loop_end(close))
     return session
 
 

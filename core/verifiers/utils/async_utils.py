@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 #: Public: helpers other packages (the trainer among them) may use.
-__all__ = ["in_event_loop", "maybe_await", "run_sync", "sync_or_async"]
+__all__ = ["at_loop_end", "in_event_loop", "maybe_await", "run_sync", "sync_or_async"]
 
 
 async def maybe_await(value: Any, *args: Any, **kwargs: Any) -> Any:
@@ -25,6 +25,23 @@ async def maybe_await(value: Any, *args: Any, **kwargs: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+async def _runs_at_loop_end(cleanup: Callable[[], Any]) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await maybe_await(cleanup())
+
+
+async def at_loop_end(cleanup: Callable[[], Any]) -> AsyncGenerator[None, None]:
+    """Have ``cleanup()`` (sync or async) run on the running loop when ``asyncio.run``
+    ends it (``loop.shutdown_asyncgens()``): e.g. closing connections opened on that loop.
+    Returns the handle that waits for it; keep a reference for as long as it should wait
+    (the loop holds it only weakly)."""
+    handle = _runs_at_loop_end(cleanup)
+    await handle.__anext__()  # registers it with the loop's async-generator hooks
+    return handle
 
 
 def in_event_loop() -> bool:
