@@ -40,9 +40,11 @@ def test_evaluate_with_the_python_tool_scores_one(make_scripted_server):
     env = load_environment(num_train_examples=10, num_eval_examples=12, timeout=60)
     results = env.evaluate(server.client(), "scripted", num_examples=12)
     assert results["errors"] == [None] * 12
-    wrong = [(i, results["answers"][i], state["completion"], results["metrics"])
+    wrong = [f"row {i}: answer {results['answers'][i]!r}, reward {results['rewards'][i]}, "
+             f"metrics {({k: v[i] for k, v in results['metrics'].items()})}, "
+             f"reward errors {state.get('reward_errors')}, completion {state['completion']}"
              for i, state in enumerate(results["states"]) if results["rewards"][i] != 1.0]
-    assert not wrong, wrong
+    assert not wrong, "\n".join(wrong)  # a string: shown whole, where a list is cut short
     assert results["metrics"]["correct_answer"] == [1.0] * 12
     assert results["metrics"]["python_calls"] == [1.0] * 12
     assert results["metrics"]["tool_errors"] == [0.0] * 12
